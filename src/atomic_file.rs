@@ -1,0 +1,93 @@
+//! Writing a file so that a reader sees the old contents or the new ones,
+//! never none and never a part: the dummy-ups driver exits for good when its
+//! data file is missing, and a torn state file would lose the battery.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A failed write, with the file it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {what}: {source}")]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub what: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Writes `contents` to a temporary file in the directory of `path`, syncs
+/// it, gives it `mode`, renames it over `path` and syncs the directory. A
+/// reader sees the old file or the new one, never none and never a part.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
+    let err = |what: &'static str| {
+        let path = path.to_path_buf();
+        move |source| WriteError { path, what, source }
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))
+        .map_err(err("bad path"))?;
+    if !dir.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(err("cannot create its directory"))?;
+    }
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(err("cannot create the temporary file"))?;
+        // The mode given to open is filtered by the umask; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(err("cannot set the mode of the temporary file"))?;
+        file.write_all(contents).map_err(err("write failed"))?;
+        file.sync_all().map_err(err("fsync failed"))?;
+        fs::rename(&tmp, path).map_err(err("rename failed"))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_contents_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/state.json");
+        write_atomically(&path, b"one", 0o600).unwrap();
+        write_atomically(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn error_names_the_file() {
+        let e = write_atomically(Path::new("/proc/fakeups-test/x.dev"), b"x", 0o644).unwrap_err();
+        assert!(e.to_string().contains("/proc/fakeups-test/x.dev"), "{e}");
+    }
+}

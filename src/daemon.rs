@@ -1,0 +1,471 @@
+//! The daemon: rounds of pings feed the power model, whose output goes to the
+//! NUT data file, the state file, the logs and systemd; signals reload or
+//! stop it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::MissedTickBehavior;
+
+use crate::cli::DaemonArgs;
+use crate::config::{Config, fmt_duration};
+use crate::logging::{self, Console, Level};
+use crate::nut_data::{self, DataFile, Identity};
+use crate::power::{Cause, PowerModel, PowerSettings, Status, Transition};
+use crate::privileges;
+use crate::probe::{Outcome, Prober, Sentinels};
+use crate::sentinel::SentinelSpec;
+use crate::state::{self, PauseRecord, SavedState, StateStore};
+use crate::systemd::Notifier;
+
+/// sysexits.h: configuration error.
+pub const EX_CONFIG: u8 = 78;
+/// sysexits.h: permission denied (no ICMP socket).
+pub const EX_NOPERM: u8 = 77;
+
+/// The messages of the three transitions, as the original project logged them.
+pub const MSG_POWER_LOST: &str = "Power lost - switching to OB";
+pub const MSG_BATTERY_LOW: &str = "Battery critically low - switching to OB LB";
+pub const MSG_POWER_RESTORED: &str = "Power restored";
+
+/// Entry point of the `fakeups` binary.
+pub fn main(args: DaemonArgs) -> ExitCode {
+    if args.check_config {
+        return match Config::load(&args.config) {
+            Ok(_) => {
+                println!("{}: valid", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EX_CONFIG)
+            }
+        };
+    }
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let log_file = non_empty(&config.log.file);
+    if let Err(e) = logging::init(Console::detect(), log_file, config.log.level) {
+        logging::error(&e);
+    }
+    match privileges::drop_all_but_net_raw() {
+        Ok(report) => logging::info(&report.summary()),
+        Err(e) => logging::warning(&format!("cannot drop capabilities: {e}")),
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            logging::error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args.config, config))
+}
+
+fn non_empty(path: &Path) -> Option<&Path> {
+    (!path.as_os_str().is_empty()).then_some(path)
+}
+
+async fn run(config_path: PathBuf, config: Config) -> ExitCode {
+    let prober = match Prober::open() {
+        Ok(p) => p,
+        Err(e) => {
+            logging::error(&privileges::no_icmp_socket_message(&e));
+            return ExitCode::from(EX_NOPERM);
+        }
+    };
+    let mut daemon = Daemon::new(config_path, config, prober);
+    daemon.run().await
+}
+
+/// Everything the main loop owns.
+pub struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    prober: Prober,
+    sentinels: Sentinels,
+    model: PowerModel,
+    data: DataFile,
+    store: StateStore,
+    notifier: Notifier,
+    status_since: DateTime<Local>,
+    pause: Option<PauseRecord>,
+    last_saved: Option<(Status, u64, Option<PauseRecord>)>,
+    ready: bool,
+    data_error: Option<String>,
+}
+
+impl Daemon {
+    fn new(config_path: PathBuf, config: Config, prober: Prober) -> Daemon {
+        let settings = PowerSettings::from_config(&config);
+        let store = StateStore::new(&config.state_directory);
+        let now = Local::now();
+        let (model, status_since, pause) = match store.load() {
+            Ok(Some(saved)) => {
+                let r = state::restore(&saved, now, config.battery.runtime);
+                logging::info(&r.note);
+                (
+                    PowerModel::restore(settings, r.status, r.charge),
+                    r.status_since,
+                    r.pause,
+                )
+            }
+            Ok(None) => (PowerModel::new(settings), now, None),
+            Err(e) => {
+                logging::warning(&format!("{e}; starting on mains with a full battery"));
+                (PowerModel::new(settings), now, None)
+            }
+        };
+        let mut daemon = Daemon {
+            data: DataFile::new(config.nut.data_file.clone(), Identity::of_this_machine()),
+            sentinels: Sentinels::new(&config.sentinels),
+            store,
+            config_path,
+            config,
+            prober,
+            model,
+            notifier: Notifier::new(),
+            status_since,
+            pause: None,
+            last_saved: None,
+            ready: false,
+            data_error: None,
+        };
+        if let Some(p) = pause {
+            daemon.model.set_paused(Instant::now(), true);
+            logging::notice(&format!("pause restored: {}", describe_pause(&p)));
+            daemon.pause = Some(p);
+        }
+        daemon.warn_missing_families();
+        daemon
+    }
+
+    fn warn_missing_families(&self) {
+        for spec in self.sentinels.specs() {
+            let v6 = match spec {
+                SentinelSpec::Address { addr, .. } => addr.is_ipv6(),
+                _ => continue,
+            };
+            if let Some(e) = self.prober.family_error(v6) {
+                logging::warning(&format!(
+                    "sentinel {spec} will always be silent: no ICMP{} socket ({e})",
+                    if v6 { "v6" } else { "" }
+                ));
+            }
+        }
+    }
+
+    async fn run(&mut self) -> ExitCode {
+        let (mut hup, mut term, mut int) = match (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(h), Ok(t), Ok(i)) => (h, t, i),
+            _ => {
+                logging::error("cannot install the signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
+        logging::info(&format!(
+            "fakeups {} started: {} sentinel(s) ({}), quorum {}, every {}",
+            env!("CARGO_PKG_VERSION"),
+            self.sentinels.len(),
+            self.sentinel_names(),
+            self.config.detection.quorum,
+            fmt_duration(self.config.detection.interval)
+        ));
+        let mut rounds = self.round_timer();
+        let watchdog_period = Notifier::watchdog_period();
+        let mut watchdog =
+            tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
+        watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = rounds.tick() => self.round().await,
+                _ = watchdog.tick(), if watchdog_period.is_some() => self.notifier.watchdog(),
+                _ = hup.recv() => {
+                    if self.reload() {
+                        rounds = self.round_timer();
+                    }
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        self.notifier.stopping();
+        self.save_state(true);
+        logging::info("fakeups stopping");
+        ExitCode::SUCCESS
+    }
+
+    fn round_timer(&self) -> tokio::time::Interval {
+        let mut t = tokio::time::interval(self.config.detection.interval);
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        t
+    }
+
+    fn sentinel_names(&self) -> String {
+        self.sentinels
+            .specs()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One round: ping, decide, publish.
+    async fn round(&mut self) {
+        let started = Instant::now();
+        let timeout = self.config.detection.timeout;
+        let targets = self.sentinels.targets(timeout).await;
+        let before: Vec<bool> = self
+            .sentinels
+            .reports()
+            .iter()
+            .map(|r| r.answered)
+            .collect();
+        let first = !self.ready;
+        let outcomes = self.prober.ping_all(&targets, timeout).await;
+        self.sentinels.record(&targets, &outcomes, Local::now());
+        self.log_sentinel_changes(&before, &outcomes, first);
+        self.expire_pause(started);
+        let silent = self.sentinels.silent_count();
+        let total = self.sentinels.len();
+        if let Some(t) = self.model.observe(started, silent, total) {
+            self.on_transition(t);
+        }
+        self.publish();
+    }
+
+    fn log_sentinel_changes(&self, before: &[bool], outcomes: &[Outcome], first: bool) {
+        for ((report, was), outcome) in self.sentinels.reports().iter().zip(before).zip(outcomes) {
+            match outcome {
+                Outcome::Answered(_) if !was => logging::event(
+                    Level::Info,
+                    &format!("sentinel {} answers", report.name),
+                    &[("FAKEUPS_SENTINEL", &report.name)],
+                ),
+                Outcome::Silent(why) if *was || first => logging::event(
+                    Level::Notice,
+                    &format!("sentinel {} is silent: {why}", report.name),
+                    &[("FAKEUPS_SENTINEL", &report.name)],
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_transition(&mut self, t: Transition) {
+        self.status_since = Local::now();
+        let fields = [
+            ("FAKEUPS_STATUS", t.to.as_nut()),
+            ("FAKEUPS_PREVIOUS_STATUS", t.from.as_nut()),
+        ];
+        match t.cause {
+            Cause::PowerLost => {
+                logging::event(Level::Warning, MSG_POWER_LOST, &fields);
+                if t.to == Status::LowBattery {
+                    logging::event(Level::Critical, MSG_BATTERY_LOW, &fields);
+                }
+            }
+            Cause::BatteryLow => logging::event(Level::Critical, MSG_BATTERY_LOW, &fields),
+            Cause::PowerRestored => logging::event(Level::Info, MSG_POWER_RESTORED, &fields),
+            Cause::Paused => logging::event(
+                Level::Notice,
+                "Paused - holding OL with a full battery",
+                &fields,
+            ),
+        }
+    }
+
+    fn expire_pause(&mut self, now: Instant) {
+        if self.pause.as_ref().is_some_and(|p| p.expired(Local::now())) {
+            self.pause = None;
+            self.model.set_paused(now, false);
+            logging::event(
+                Level::Info,
+                "Pause expired - watching sentinels again",
+                &[("FAKEUPS_PAUSE", "expired")],
+            );
+        }
+    }
+
+    /// Writes the data file (when it changed), saves the state, tells systemd.
+    fn publish(&mut self) {
+        let published = self.model.published();
+        match self.data.publish(&published) {
+            Ok(wrote) => {
+                if self.data_error.take().is_some() {
+                    logging::info(&format!(
+                        "NUT data file {} written again",
+                        self.data.path().display()
+                    ));
+                }
+                if wrote && !self.ready {
+                    if let Some(problem) = nut_data::unreadable_by_nut(self.data.path()) {
+                        logging::warning(&format!("dummy-ups will not see the status: {problem}"));
+                    }
+                }
+                if !self.ready {
+                    self.ready = true;
+                    let status = self.status_line();
+                    self.notifier.ready(&status);
+                    logging::info(&format!("ready: {status}"));
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.data_error.as_deref() != Some(text.as_str()) {
+                    logging::error(&text);
+                }
+                self.data_error = Some(text);
+                self.data.invalidate();
+            }
+        }
+        self.save_state(false);
+        let status = self.status_line();
+        self.notifier.status(&status);
+    }
+
+    /// Saves the state when what it holds changed (or always with `force`).
+    fn save_state(&mut self, force: bool) {
+        let p = self.model.published();
+        let key = (p.status, p.runtime, self.pause.clone());
+        if !force && self.last_saved.as_ref() == Some(&key) {
+            return;
+        }
+        let now = Local::now();
+        let saved = SavedState::new(
+            self.model.status(),
+            self.model.charge(),
+            self.status_since,
+            self.pause.clone(),
+            now,
+        );
+        match self.store.save(&saved) {
+            Ok(()) => self.last_saved = Some(key),
+            Err(e) => {
+                if self.last_saved.is_some() || force {
+                    logging::error(&format!("cannot save the state: {e}"));
+                }
+                self.last_saved = None;
+            }
+        }
+    }
+
+    /// The one-line STATUS= summary.
+    pub fn status_line(&self) -> String {
+        let p = self.model.published();
+        let total = self.sentinels.len();
+        let answering = total - self.sentinels.silent_count();
+        let battery = format!(
+            "battery {}% ({} left)",
+            p.charge,
+            fmt_duration(Duration::from_secs(p.runtime))
+        );
+        let mut line = if let Some(pause) = &self.pause {
+            format!(
+                "PAUSED {}: holding OL; {answering}/{total} sentinels answering",
+                describe_pause(pause)
+            )
+        } else {
+            let now = Instant::now();
+            let mut s = format!("{}: {answering}/{total} sentinels answering", p.status);
+            if let Some(d) = self.model.lost_for(now) {
+                s.push_str(&format!(
+                    ", quorum {} silent for {}, OB after {}",
+                    self.config.detection.quorum,
+                    fmt_duration(Duration::from_secs(d.as_secs())),
+                    fmt_duration(self.config.detection.on_battery_after)
+                ));
+            } else if let Some(d) = self.model.back_for(now) {
+                s.push_str(&format!(
+                    " for {}, OL after {}",
+                    fmt_duration(Duration::from_secs(d.as_secs())),
+                    fmt_duration(self.config.detection.online_after)
+                ));
+            }
+            format!("{s}; {battery}")
+        };
+        if let Some(e) = &self.data_error {
+            line.push_str(&format!("; {e}"));
+        }
+        line
+    }
+
+    /// SIGHUP: reads the configuration again; a bad one is refused and the
+    /// running one kept. Reopens the log file in any case. Returns whether
+    /// the round timer must be rebuilt.
+    fn reload(&mut self) -> bool {
+        self.notifier.reloading();
+        let result = Config::load(&self.config_path);
+        let mut retime = false;
+        match result {
+            Err(e) => {
+                logging::error(&format!(
+                    "reload refused, keeping the running configuration: {e}"
+                ));
+                self.reopen_log();
+            }
+            Ok(new) => {
+                retime = new.detection.interval != self.config.detection.interval;
+                if new.sentinels != self.config.sentinels {
+                    self.sentinels = Sentinels::new(&new.sentinels);
+                }
+                self.model.set_settings(PowerSettings::from_config(&new));
+                if new.nut.data_file != self.config.nut.data_file {
+                    self.data =
+                        DataFile::new(new.nut.data_file.clone(), Identity::of_this_machine());
+                }
+                if new.state_directory != self.config.state_directory {
+                    self.store = StateStore::new(&new.state_directory);
+                    self.last_saved = None;
+                }
+                self.config = new;
+                self.reopen_log();
+                self.warn_missing_families();
+                logging::info(&format!(
+                    "configuration reloaded from {}: {} sentinel(s) ({}), quorum {}",
+                    self.config_path.display(),
+                    self.sentinels.len(),
+                    self.sentinel_names(),
+                    self.config.detection.quorum
+                ));
+            }
+        }
+        self.publish();
+        let status = self.status_line();
+        self.notifier.ready(&status);
+        retime
+    }
+
+    fn reopen_log(&self) {
+        if let Err(e) = logging::reopen(non_empty(&self.config.log.file), self.config.log.level) {
+            logging::error(&e);
+        }
+    }
+}
+
+/// `until 2026-11-21 16:00:00 by root: router firmware update`
+pub fn describe_pause(p: &PauseRecord) -> String {
+    let until = match p.until {
+        Some(t) => format!("until {}", t.format("%Y-%m-%dT%H:%M:%S")),
+        None => "until resumed".to_string(),
+    };
+    match &p.reason {
+        Some(r) => format!("{until} by {}: {r}", p.by),
+        None => format!("{until} by {}", p.by),
+    }
+}

@@ -1,0 +1,19 @@
+//! fakeups: a virtual UPS for home labs. It pings sentinel hosts that are not
+//! on the UPS and, when they go silent, makes the distribution's NUT server
+//! (dummy-ups) announce OB, then OB LB, and OL again when they answer.
+//!
+//! The binaries in src/bin only parse their arguments and call into here.
+
+pub mod atomic_file;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod logging;
+pub mod nut_client;
+pub mod nut_data;
+pub mod power;
+pub mod privileges;
+pub mod probe;
+pub mod sentinel;
+pub mod state;
+pub mod systemd;

@@ -1,0 +1,111 @@
+//! Capabilities: what the process holds at start, and dropping all of them
+//! but CAP_NET_RAW, which raw ICMP sockets need.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// What was held and what is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapsReport {
+    /// Effective capabilities at start, sorted names.
+    pub held: Vec<String>,
+    /// Whether CAP_NET_RAW is kept (it was permitted).
+    pub net_raw: bool,
+}
+
+impl CapsReport {
+    pub fn summary(&self) -> String {
+        let held = if self.held.is_empty() {
+            "none".to_string()
+        } else if self.held.len() == caps::all().len() {
+            format!("all {}", self.held.len())
+        } else {
+            self.held.join(",")
+        };
+        let kept = if self.net_raw { "cap_net_raw" } else { "none" };
+        format!("capabilities held at start: {held}; kept: {kept}")
+    }
+}
+
+fn names(set: &CapsHashSet) -> Vec<String> {
+    let mut v: Vec<String> = set.iter().map(|c| c.to_string().to_lowercase()).collect();
+    v.sort();
+    v
+}
+
+/// Drops every capability but CAP_NET_RAW from the bounding, inheritable,
+/// ambient, effective and permitted sets. Keeps CAP_NET_RAW only where it
+/// was permitted: it never gains a capability.
+pub fn drop_all_but_net_raw() -> Result<CapsReport, String> {
+    let effective = caps::read(None, CapSet::Effective)
+        .map_err(|e| format!("cannot read capabilities: {e}"))?;
+    let permitted = caps::read(None, CapSet::Permitted)
+        .map_err(|e| format!("cannot read capabilities: {e}"))?;
+    let net_raw = permitted.contains(&Capability::CAP_NET_RAW);
+    let mut keep = CapsHashSet::new();
+    if net_raw {
+        keep.insert(Capability::CAP_NET_RAW);
+    }
+    // The bounding set can only shrink while CAP_SETPCAP is effective, so
+    // it goes first.
+    if effective.contains(&Capability::CAP_SETPCAP) {
+        let bounding = caps::read(None, CapSet::Bounding)
+            .map_err(|e| format!("cannot read the bounding set: {e}"))?;
+        for cap in bounding.difference(&keep) {
+            caps::drop(None, CapSet::Bounding, *cap)
+                .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(|e| format!("cannot clear ambient set: {e}"))?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new())
+        .map_err(|e| format!("cannot clear the inheritable set: {e}"))?;
+    caps::set(None, CapSet::Effective, &keep)
+        .map_err(|e| format!("cannot set the effective set: {e}"))?;
+    caps::set(None, CapSet::Permitted, &keep)
+        .map_err(|e| format!("cannot set the permitted set: {e}"))?;
+    Ok(CapsReport {
+        held: names(&effective),
+        net_raw,
+    })
+}
+
+/// The one line printed when no ICMP socket can be opened.
+pub fn no_icmp_socket_message(detail: &str) -> String {
+    format!(
+        "cannot open an ICMP socket ({detail}): grant CAP_NET_RAW \
+         (AmbientCapabilities=CAP_NET_RAW in the unit, or run as root), or allow \
+         datagram ICMP sockets for the daemon's group with sysctl \
+         net.ipv4.ping_group_range (it covers IPv6 too)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_held_and_kept() {
+        let r = CapsReport {
+            held: vec!["cap_chown".into(), "cap_net_raw".into()],
+            net_raw: true,
+        };
+        assert_eq!(
+            r.summary(),
+            "capabilities held at start: cap_chown,cap_net_raw; kept: cap_net_raw"
+        );
+        let none = CapsReport {
+            held: vec![],
+            net_raw: false,
+        };
+        assert_eq!(
+            none.summary(),
+            "capabilities held at start: none; kept: none"
+        );
+    }
+
+    #[test]
+    fn message_names_both_remedies() {
+        let m = no_icmp_socket_message("Operation not permitted");
+        assert!(m.contains("CAP_NET_RAW") && m.contains("ping_group_range"));
+        assert!(!m.contains('\n'));
+    }
+}
