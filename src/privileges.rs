@@ -16,8 +16,8 @@ impl CapsReport {
     pub fn summary(&self) -> String {
         let held = if self.held.is_empty() {
             "none".to_string()
-        } else if self.held.len() == caps::all().len() {
-            format!("all {}", self.held.len())
+        } else if self.held.len() > 8 {
+            format!("{} capabilities", self.held.len())
         } else {
             self.held.join(",")
         };

@@ -354,9 +354,9 @@ impl Lookup {
             Err(e) => {
                 if self.last_error.is_none() {
                     match self.last_good {
-                        Some(addr) => logging::notice(&format!(
-                            "{e}; keeping its last good address {addr}"
-                        )),
+                        Some(addr) => {
+                            logging::notice(&format!("{e}; keeping its last good address {addr}"))
+                        }
                         None => logging::notice(&e),
                     }
                 }

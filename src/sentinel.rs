@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const GATEWAY: &str = "gateway";
 
 /// One entry of `sentinels` in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
 pub enum SentinelSpec {
     /// The router of the IPv4 default route, read from /proc/net/route at each round.
     Gateway,
@@ -84,6 +84,24 @@ impl TryFrom<String> for SentinelSpec {
     type Error = SentinelError;
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
+    }
+}
+
+/// Parsed inside the deserializer (not through TryFrom) so that a bad entry
+/// is reported at its own place in the file, not at the start of the list.
+impl<'de> Deserialize<'de> for SentinelSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SentinelSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an IP address, a host name or \"gateway\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SentinelSpec, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 

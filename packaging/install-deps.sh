@@ -1,0 +1,48 @@
+#!/bin/bash
+# Installs what building and testing fakeups need on Debian or Raspberry Pi OS.
+#   packaging/install-deps.sh build   Rust toolchain (rustup), clippy, rustfmt
+#   packaging/install-deps.sh test    the above, plus NUT, iproute2, iptables,
+#                                     util-linux (the integration tests)
+# Runs apt-get as root (directly or through sudo).
+set -euo pipefail
+
+mode="${1:-build}"
+case "$mode" in build|test) ;; *) echo "usage: $0 build|test" >&2; exit 2 ;; esac
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+apt_install ca-certificates curl gcc libc6-dev pkg-config
+
+# Rust from rustup: Debian's own rustc is older than the 1.85 that
+# edition 2024 needs.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: installing Rust with rustup (https://rustup.rs)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if command -v rustup >/dev/null 2>&1; then
+    for c in clippy rustfmt; do
+        rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+    done
+fi
+
+if [ "$mode" = test ]; then
+    apt_install nut-server nut-client iproute2 iptables util-linux procps
+fi

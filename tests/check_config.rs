@@ -1,0 +1,160 @@
+//! `fakeups --check-config`: the real binary on broken files gives exit 78
+//! and `PATH:LINE:COL: problem` (or `PATH: key: problem` for a problem that
+//! has no single place); the shipped file is valid.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn check(path: &Path) -> (i32, String, String) {
+    let out = Command::new(common::FAKEUPS)
+        .arg("--check-config")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .expect("run fakeups");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/fakeups.toml");
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("{}: valid", path.display()));
+}
+
+#[test]
+fn every_example_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/examples");
+    let mut n = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, _, err) = check(&path);
+            assert_eq!(code, 0, "{}: {err}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no example in {}", dir.display());
+}
+
+#[test]
+fn broken_configs_exit_78_with_their_place() {
+    let dir = common::workdir();
+    // (file text, expected message after "PATH:", where `L:C: ` is the place)
+    let cases: &[(&str, &str)] = &[
+        // TOML syntax: an unterminated string
+        (
+            "[detection]\ninterval = \"2s\n",
+            "2:15: invalid basic string",
+        ),
+        // an unknown key
+        (
+            "[detection]\nintervall = \"2s\"\n",
+            "2:1: unknown field `intervall`",
+        ),
+        // an unknown table
+        (
+            "[battery]\nruntime = \"5m\"\n[batery]\n",
+            "3:2: unknown field `batery`",
+        ),
+        // a duration that is not one
+        ("[battery]\nruntime = \"five minutes\"\n", "2:11: "),
+        // a wrong type
+        (
+            "sentinels = \"gateway\"\n",
+            "1:13: invalid type: string \"gateway\", expected a sequence",
+        ),
+        // a sentinel that is neither an address, a name nor gateway
+        (
+            "sentinels = [\"gateway\", \"10.0.0.300\"]\n",
+            "1:25: \"10.0.0.300\" is neither an IP address",
+        ),
+        // an unknown quorum
+        (
+            "[detection]\nquorum = \"most\"\n",
+            "2:10: unknown quorum \"most\"",
+        ),
+        // timeout not shorter than interval (semantic, with its place)
+        (
+            "[detection]\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+            "3:11: detection.timeout: 1s must be shorter than detection.interval (1s)",
+        ),
+        // low-runtime not below runtime
+        (
+            "[battery]\nruntime = \"3m\"\nlow-runtime = \"3m\"\n",
+            "3:15: battery.low-runtime: 3m must be shorter than battery.runtime (3m)",
+        ),
+        // an empty sentinel list
+        ("sentinels = []\n", "1:13: sentinels: the list is empty"),
+        // a quorum larger than the list
+        (
+            "sentinels = [\"gateway\"]\n[detection]\nquorum = 2\n",
+            "3:10: detection.quorum: 2 is not between 1 and the number of sentinels (1)",
+        ),
+        // an unknown log level
+        ("[log]\nlevel = \"loud\"\n", "2:9: unknown variant `loud`"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("broken-{i}.toml"));
+        fs::write(&path, text).unwrap();
+        let (code, out, err) = check(&path);
+        assert_eq!(code, 78, "case {i} {text:?}: {err}");
+        assert!(out.is_empty());
+        let line = err.trim_end();
+        assert_eq!(line.lines().count(), 1, "one line: {line}");
+        let want = format!("{}:{expected}", path.display());
+        assert!(
+            line.starts_with(&want),
+            "case {i} {text:?}:\n got {line}\nwant {want}..."
+        );
+    }
+}
+
+#[test]
+fn a_semantic_error_without_a_place_names_the_key() {
+    let dir = common::workdir();
+    let path = dir.path().join("f.toml");
+    // low-runtime keeps its default (3m), which is not below this runtime.
+    fs::write(&path, "[battery]\nruntime = \"2m\"\n").unwrap();
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 78);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "{}: battery.low-runtime: 3m must be shorter than battery.runtime (2m)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_config_error() {
+    let (code, _, err) = check(Path::new("/nonexistent/fakeups.toml"));
+    assert_eq!(code, 78);
+    assert!(
+        err.starts_with("/nonexistent/fakeups.toml: cannot read the configuration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_daemon_refuses_to_start_on_a_bad_config() {
+    let dir = common::workdir();
+    let path = dir.path().join("f.toml");
+    fs::write(&path, "sentinels = []\n").unwrap();
+    let out = Command::new(common::FAKEUPS)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sentinels: the list is empty"));
+}
