@@ -2,8 +2,9 @@
 //! that the man page check and the shell completion see the same definition.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::DEFAULT_PATH;
 
@@ -31,4 +32,89 @@ pub struct DaemonArgs {
     /// PATH:LINE:COL: PROBLEM when not
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// Where fakeupsctl looks for the daemon when no `--socket` is given.
+pub const DEFAULT_SOCKET: &str = "/run/fakeups/control.sock";
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: must be longer than 0s"));
+    }
+    Ok(d)
+}
+
+/// fakeupsctl: pause, resume and inspect the fakeups daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fakeupsctl",
+    version,
+    about = "Pause, resume and inspect the fakeups daemon",
+    long_about = "Pause, resume and inspect the fakeups daemon over its control socket.\n\n\
+A pause holds the published status at OL with a full battery whatever the sentinels do, \
+for maintenance on a sentinel (e.g. a router reboot). It survives a restart of the daemon \
+and a reboot, and ends by itself at its end time. Pausing and resuming need root or \
+membership of group fakeups; anyone may read the status.",
+    after_help = "Exit status: 0 on success, 64 for a bad request, 69 when the daemon is not \
+running or does not answer in time, 70 for an unexpected answer, 75 when the daemon could \
+not carry out the request, 76 for a protocol version mismatch, 77 when permission is denied."
+)]
+pub struct CtlArgs {
+    /// The daemon's control socket (control.socket in fakeups.toml)
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// How long to wait for the daemon's answer
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Hold OL with a full battery for maintenance on a sentinel
+    #[command(
+        long_about = "Hold the published status at OL with a full battery whatever \
+the sentinels do, so that no NUT client shuts down while a sentinel (the router) is down \
+for maintenance. Without --for or --until-resumed the pause lasts pause.default-duration \
+of the daemon's configuration. Pausing again replaces the pause. Needs root or group fakeups."
+    )]
+    Pause(PauseArgs),
+    /// End a pause and watch the sentinels again
+    #[command(
+        long_about = "End a pause: the daemon watches the sentinels again, and goes \
+OB only after they have been silent for a whole detection.on-battery-after. Resuming when \
+not paused succeeds and changes nothing. Needs root or group fakeups."
+    )]
+    Resume,
+    /// Show the status, battery, sentinels, pause and what NUT serves
+    #[command(
+        long_about = "Show the status written for NUT and since when, the battery \
+charge and runtime, each sentinel (answered or silent, last round-trip time, last answer), \
+the pause if any, and what upsd really serves for each UPS name with the clients logged in \
+to it. Open to every local user."
+    )]
+    Status {
+        /// Print the status as one JSON object (see fakeupsctl(8) for its fields)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// How long the pause lasts, e.g. 30m, 2h, 1h 30m
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, conflicts_with = "until_resumed")]
+    pub duration: Option<Duration>,
+
+    /// Pause until `fakeupsctl resume`, with no end time
+    #[arg(long)]
+    pub until_resumed: bool,
+
+    /// Why, for the logs and the status (e.g. "router firmware update")
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }

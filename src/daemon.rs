@@ -4,16 +4,25 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, TimeDelta};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::cli::DaemonArgs;
 use crate::config::{Config, fmt_duration};
+use crate::control::{
+    self, BatteryReport, DaemonInfo, DetectionReport, ErrorKind, NutReport, PauseReport, Response,
+    StatusReport, UpsReport,
+};
+use crate::control_server::{Command, ControlServer};
 use crate::logging::{self, Console, Level};
 use crate::nut_data::{self, DataFile, Identity};
+use crate::nut_view::{self, Health, HealthEvent, Snapshot};
 use crate::power::{Cause, PowerModel, PowerSettings, Status, Transition};
 use crate::privileges;
 use crate::probe::{Outcome, Prober, Sentinels};
@@ -25,6 +34,8 @@ use crate::systemd::Notifier;
 pub const EX_CONFIG: u8 = 78;
 /// sysexits.h: permission denied (no ICMP socket).
 pub const EX_NOPERM: u8 = 77;
+/// sysexits.h: cannot create (the control socket).
+pub const EX_CANTCREAT: u8 = 73;
 
 /// The messages of the three transitions, as the original project logged them.
 pub const MSG_POWER_LOST: &str = "Power lost - switching to OB";
@@ -86,7 +97,19 @@ async fn run(config_path: PathBuf, config: Config) -> ExitCode {
         }
     };
     let mut daemon = Daemon::new(config_path, config, prober);
-    daemon.run().await
+    let (commands_tx, commands) = mpsc::channel(16);
+    match ControlServer::bind(
+        &daemon.config.control.socket,
+        commands_tx.clone(),
+        daemon.reports.subscribe(),
+    ) {
+        Ok(server) => daemon.control = Some(server),
+        Err(e) => {
+            logging::error(&format!("control socket: {e}"));
+            return ExitCode::from(EX_CANTCREAT);
+        }
+    }
+    daemon.run(commands, commands_tx).await
 }
 
 /// Everything the main loop owns.
@@ -104,6 +127,13 @@ pub struct Daemon {
     last_saved: Option<(Status, u64, Option<PauseRecord>)>,
     ready: bool,
     data_error: Option<String>,
+    started: DateTime<Local>,
+    /// The latest status for the control socket; readers never wait for us.
+    reports: watch::Sender<Arc<StatusReport>>,
+    control: Option<ControlServer>,
+    nut_task: Option<JoinHandle<()>>,
+    nut_last: Option<Snapshot>,
+    nut_health: Health,
 }
 
 impl Daemon {
@@ -141,10 +171,16 @@ impl Daemon {
             last_saved: None,
             ready: false,
             data_error: None,
+            started: now,
+            reports: watch::channel(Arc::new(placeholder_report(now))).0,
+            control: None,
+            nut_task: None,
+            nut_last: None,
+            nut_health: Health::new(Instant::now()),
         };
         if let Some(p) = pause {
             daemon.model.set_paused(Instant::now(), true);
-            logging::notice(&format!("pause restored: {}", describe_pause(&p)));
+            logging::notice(&format!("pause restored: paused {}", describe_pause(&p)));
             daemon.pause = Some(p);
         }
         daemon.warn_missing_families();
@@ -166,7 +202,11 @@ impl Daemon {
         }
     }
 
-    async fn run(&mut self) -> ExitCode {
+    async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        commands_tx: mpsc::Sender<Command>,
+    ) -> ExitCode {
         let (mut hup, mut term, mut int) = match (
             signal(SignalKind::hangup()),
             signal(SignalKind::terminate()),
@@ -186,6 +226,8 @@ impl Daemon {
             self.config.detection.quorum,
             fmt_duration(self.config.detection.interval)
         ));
+        self.send_report();
+        let mut nut = self.start_nut_view();
         let mut rounds = self.round_timer();
         let watchdog_period = Notifier::watchdog_period();
         let mut watchdog =
@@ -195,9 +237,20 @@ impl Daemon {
             tokio::select! {
                 _ = rounds.tick() => self.round().await,
                 _ = watchdog.tick(), if watchdog_period.is_some() => self.notifier.watchdog(),
+                Some(command) = commands.recv() => self.command(command),
+                Ok(()) = nut.changed() => {
+                    let snapshot = nut.borrow_and_update().clone();
+                    if let Some(snapshot) = snapshot {
+                        self.on_nut(snapshot);
+                    }
+                }
                 _ = hup.recv() => {
-                    if self.reload() {
+                    let (retime, new_nut) = self.reload(&commands_tx);
+                    if retime {
                         rounds = self.round_timer();
+                    }
+                    if let Some(rx) = new_nut {
+                        nut = rx;
                     }
                 }
                 _ = term.recv() => break,
@@ -206,8 +259,156 @@ impl Daemon {
         }
         self.notifier.stopping();
         self.save_state(true);
+        if let Some(task) = self.nut_task.take() {
+            task.abort();
+        }
+        self.control = None;
         logging::info("fakeups stopping");
         ExitCode::SUCCESS
+    }
+
+    /// Starts reading back from upsd (unless `nut.upsd` is ""); the receiver
+    /// gets each look.
+    fn start_nut_view(&mut self) -> watch::Receiver<Option<Snapshot>> {
+        if let Some(task) = self.nut_task.take() {
+            task.abort();
+        }
+        self.nut_last = None;
+        self.nut_health = Health::new(Instant::now());
+        let (tx, rx) = watch::channel(None);
+        if !self.config.nut.upsd.is_empty() && !self.config.nut.ups.is_empty() {
+            self.nut_task = Some(nut_view::spawn(
+                self.config.nut.upsd.clone(),
+                self.config.nut.ups.clone(),
+                tx,
+            ));
+        }
+        rx
+    }
+
+    fn on_nut(&mut self, snapshot: Snapshot) {
+        let written = self.model.published().status.as_nut();
+        let events =
+            self.nut_health
+                .assess(&snapshot, &self.config.nut.ups, written, Instant::now());
+        for event in events {
+            match event {
+                HealthEvent::Problem { names, problem } => logging::event(
+                    Level::Warning,
+                    &format!("NUT not serving {}: {problem}", names.join(", ")),
+                    &[("FAKEUPS_NUT_PROBLEM", &problem)],
+                ),
+                HealthEvent::Recovered { names } => logging::info(&format!(
+                    "NUT serves {} again as written ({written})",
+                    names.join(", ")
+                )),
+            }
+        }
+        self.nut_last = Some(snapshot);
+        let status = self.status_line();
+        self.notifier.status(&status);
+        self.send_report();
+    }
+
+    /// Carries out a pause or resume from the control socket.
+    fn command(&mut self, command: Command) {
+        let (reply, response) = match command {
+            Command::Pause {
+                seconds,
+                until_resumed,
+                reason,
+                by,
+                reply,
+            } => (reply, self.pause(seconds, until_resumed, reason, by)),
+            Command::Resume { by, reply } => (reply, self.resume(&by)),
+        };
+        let _ = reply.send(response);
+    }
+
+    fn pause(
+        &mut self,
+        seconds: Option<u64>,
+        until_resumed: bool,
+        reason: Option<String>,
+        by: String,
+    ) -> Response {
+        let length = match (seconds, until_resumed) {
+            (Some(_), true) => {
+                return Response::error(
+                    ErrorKind::BadRequest,
+                    "a pause has either a length or lasts until resumed, not both",
+                );
+            }
+            (Some(0), false) => {
+                return Response::error(ErrorKind::BadRequest, "a pause must last longer than 0s");
+            }
+            (Some(s), false) => Some(Duration::from_secs(s)),
+            (None, false) => Some(self.config.pause.default_duration),
+            (None, true) => None,
+        };
+        if length.is_some_and(|l| l > control::MAX_PAUSE) {
+            return Response::error(
+                ErrorKind::BadRequest,
+                format!(
+                    "a pause may last {} at most; use --until-resumed for longer",
+                    fmt_duration(control::MAX_PAUSE)
+                ),
+            );
+        }
+        let now = Local::now();
+        let until = length.and_then(|l| {
+            TimeDelta::from_std(l)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+        });
+        let record = PauseRecord {
+            until,
+            by,
+            reason: clean_reason(reason),
+            since: now,
+        };
+        if let Some(t) = self.model.set_paused(Instant::now(), true) {
+            self.on_transition(t);
+        }
+        let text = format!("Paused {}", describe_pause(&record));
+        let until_text = record.until.map(|u| u.to_rfc3339()).unwrap_or_default();
+        logging::event(
+            Level::Notice,
+            &text,
+            &[
+                ("FAKEUPS_PAUSE", "paused"),
+                ("FAKEUPS_PAUSE_BY", &record.by),
+                ("FAKEUPS_PAUSE_UNTIL", &until_text),
+            ],
+        );
+        self.pause = Some(record);
+        self.publish();
+        Response::Ok {
+            message: Some(text),
+            status: Box::new(self.report()),
+        }
+    }
+
+    fn resume(&mut self, by: &str) -> Response {
+        if self.pause.is_none() {
+            return Response::Ok {
+                message: Some("not paused: nothing to resume".into()),
+                status: Box::new(self.report()),
+            };
+        }
+        self.pause = None;
+        self.model.set_paused(Instant::now(), false);
+        let text = format!("Resumed by {by} - watching sentinels again");
+        logging::event(
+            Level::Info,
+            &text,
+            &[("FAKEUPS_PAUSE", "resumed"), ("FAKEUPS_PAUSE_BY", by)],
+        );
+        self.publish();
+        Response::Ok {
+            message: Some(text),
+            status: Box::new(self.report()),
+        }
     }
 
     fn round_timer(&self) -> tokio::time::Interval {
@@ -284,7 +485,7 @@ impl Daemon {
             Cause::PowerRestored => logging::event(Level::Info, MSG_POWER_RESTORED, &fields),
             Cause::Paused => logging::event(
                 Level::Notice,
-                "Paused - holding OL with a full battery",
+                "Paused while on battery - publishing OL with a full battery",
                 &fields,
             ),
         }
@@ -337,6 +538,81 @@ impl Daemon {
         self.save_state(false);
         let status = self.status_line();
         self.notifier.status(&status);
+        self.send_report();
+    }
+
+    fn send_report(&self) {
+        self.reports.send_replace(Arc::new(self.report()));
+    }
+
+    /// Everything `fakeupsctl status` shows.
+    pub fn report(&self) -> StatusReport {
+        let p = self.model.published();
+        let now = Instant::now();
+        let d = &self.config.detection;
+        let ms = |x: Duration| u64::try_from(x.as_millis()).unwrap_or(u64::MAX);
+        let nut = match (&self.config.nut.upsd, &self.nut_last) {
+            (upsd, _) if upsd.is_empty() => NutReport::default(),
+            (upsd, snap) => NutReport {
+                upsd: Some(upsd.clone()),
+                checked: snap.as_ref().map(|s| s.checked),
+                error: snap.as_ref().and_then(|s| s.error.clone()),
+                ups: self
+                    .config
+                    .nut
+                    .ups
+                    .iter()
+                    .map(|name| {
+                        let state = snap
+                            .as_ref()
+                            .and_then(|s| s.ups.iter().find(|u| &u.name == name));
+                        UpsReport {
+                            name: name.clone(),
+                            status: state.and_then(|u| u.status.clone().ok()),
+                            clients: state.map(|u| u.clients.clone()).unwrap_or_default(),
+                            problem: self.nut_health.problem(name).map(String::from),
+                        }
+                    })
+                    .collect(),
+            },
+        };
+        StatusReport {
+            format: 1,
+            daemon: DaemonInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                pid: std::process::id(),
+                started: self.started,
+                config: self.config_path.clone(),
+                data_file: self.config.nut.data_file.clone(),
+            },
+            status: p.status.as_nut().to_string(),
+            status_since: self.status_since,
+            summary: self.status_line(),
+            battery: BatteryReport {
+                charge: p.charge,
+                runtime: p.runtime,
+                charge_low: p.charge_low,
+                runtime_low: p.runtime_low,
+            },
+            detection: DetectionReport {
+                quorum: d.quorum.to_string(),
+                silent: self.sentinels.silent_count(),
+                total: self.sentinels.len(),
+                interval_ms: ms(d.interval),
+                on_battery_after_ms: ms(d.on_battery_after),
+                online_after_ms: ms(d.online_after),
+                lost_for_ms: self.model.lost_for(now).map(ms),
+                back_for_ms: self.model.back_for(now).map(ms),
+            },
+            sentinels: self.sentinels.reports().to_vec(),
+            pause: self.pause.as_ref().map(|p| PauseReport {
+                since: p.since,
+                until: p.until,
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+            }),
+            nut,
+        }
     }
 
     /// Saves the state when what it holds changed (or always with `force`).
@@ -377,7 +653,7 @@ impl Daemon {
         );
         let mut line = if let Some(pause) = &self.pause {
             format!(
-                "PAUSED {}: holding OL; {answering}/{total} sentinels answering",
+                "PAUSED {}; holding OL; {answering}/{total} sentinels answering",
                 describe_pause(pause)
             )
         } else {
@@ -402,16 +678,23 @@ impl Daemon {
         if let Some(e) = &self.data_error {
             line.push_str(&format!("; {e}"));
         }
+        if let Some(nut) = self.nut_health.summary() {
+            line.push_str(&format!("; {nut}"));
+        }
         line
     }
 
     /// SIGHUP: reads the configuration again; a bad one is refused and the
     /// running one kept. Reopens the log file in any case. Returns whether
-    /// the round timer must be rebuilt.
-    fn reload(&mut self) -> bool {
+    /// the round timer must be rebuilt, and the new NUT view if it restarted.
+    fn reload(
+        &mut self,
+        commands: &mpsc::Sender<Command>,
+    ) -> (bool, Option<watch::Receiver<Option<Snapshot>>>) {
         self.notifier.reloading();
         let result = Config::load(&self.config_path);
         let mut retime = false;
+        let mut new_nut = None;
         match result {
             Err(e) => {
                 logging::error(&format!(
@@ -433,7 +716,17 @@ impl Daemon {
                     self.store = StateStore::new(&new.state_directory);
                     self.last_saved = None;
                 }
+                let nut_changed =
+                    new.nut.upsd != self.config.nut.upsd || new.nut.ups != self.config.nut.ups;
+                let socket_changed = new.control.socket != self.config.control.socket;
+                let old_socket = self.config.control.socket.clone();
                 self.config = new;
+                if nut_changed {
+                    new_nut = Some(self.start_nut_view());
+                }
+                if socket_changed {
+                    self.rebind(commands, &old_socket);
+                }
                 self.reopen_log();
                 self.warn_missing_families();
                 logging::info(&format!(
@@ -448,7 +741,28 @@ impl Daemon {
         self.publish();
         let status = self.status_line();
         self.notifier.ready(&status);
-        retime
+        (retime, new_nut)
+    }
+
+    /// Moves the control socket to the configured path; on failure the old
+    /// one stays and the configuration keeps naming it.
+    fn rebind(&mut self, commands: &mpsc::Sender<Command>, old: &Path) {
+        self.control = None;
+        match ControlServer::bind(
+            &self.config.control.socket,
+            commands.clone(),
+            self.reports.subscribe(),
+        ) {
+            Ok(server) => self.control = Some(server),
+            Err(e) => {
+                logging::error(&format!("control socket: {e}; keeping {}", old.display()));
+                self.config.control.socket = old.to_path_buf();
+                match ControlServer::bind(old, commands.clone(), self.reports.subscribe()) {
+                    Ok(server) => self.control = Some(server),
+                    Err(e) => logging::error(&format!("control socket: {e}")),
+                }
+            }
+        }
     }
 
     fn reopen_log(&self) {
@@ -458,14 +772,62 @@ impl Daemon {
     }
 }
 
-/// `until 2026-11-21 16:00:00 by root: router firmware update`
+/// `by root until 2026-11-21T16:00:00: router firmware update`
 pub fn describe_pause(p: &PauseRecord) -> String {
     let until = match p.until {
         Some(t) => format!("until {}", t.format("%Y-%m-%dT%H:%M:%S")),
         None => "until resumed".to_string(),
     };
     match &p.reason {
-        Some(r) => format!("{until} by {}: {r}", p.by),
-        None => format!("{until} by {}", p.by),
+        Some(r) => format!("by {} {until}: {r}", p.by),
+        None => format!("by {} {until}", p.by),
+    }
+}
+
+/// A reason as it is kept: one line, no control characters, at most
+/// `MAX_REASON` characters; empty means none.
+fn clean_reason(reason: Option<String>) -> Option<String> {
+    let text: String = reason?
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(control::MAX_REASON)
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// What the control socket answers before the first round.
+fn placeholder_report(now: DateTime<Local>) -> StatusReport {
+    StatusReport {
+        format: 1,
+        daemon: DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            started: now,
+            config: PathBuf::new(),
+            data_file: PathBuf::new(),
+        },
+        status: "OL".into(),
+        status_since: now,
+        summary: "starting: first round not done yet".into(),
+        battery: BatteryReport {
+            charge: 0,
+            runtime: 0,
+            charge_low: 0,
+            runtime_low: 0,
+        },
+        detection: DetectionReport {
+            quorum: String::new(),
+            silent: 0,
+            total: 0,
+            interval_ms: 0,
+            on_battery_after_ms: 0,
+            online_after_ms: 0,
+            lost_for_ms: None,
+            back_for_ms: None,
+        },
+        sentinels: vec![],
+        pause: None,
+        nut: NutReport::default(),
     }
 }

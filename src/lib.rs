@@ -7,10 +7,14 @@
 pub mod atomic_file;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod control_server;
+pub mod ctl;
 pub mod daemon;
 pub mod logging;
 pub mod nut_client;
 pub mod nut_data;
+pub mod nut_view;
 pub mod power;
 pub mod privileges;
 pub mod probe;

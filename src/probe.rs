@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use chrono::{DateTime, Local};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use surge_ping::{Client, Config as PingConfig, ICMP, IcmpPacket, PingIdentifier, PingSequence};
 use tokio::task::JoinSet;
 
@@ -154,7 +154,7 @@ fn icmp_error_text(packet: &IcmpPacket) -> String {
 }
 
 /// What a sentinel did lately, as shown by `fakeupsctl status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SentinelReport {
     /// As written in the configuration.
     pub name: String,

@@ -195,11 +195,7 @@ fn restart_after_kill_9_on_battery_keeps_charge_and_status() {
     let before = daemon.data();
     let killed = Instant::now();
     daemon.kill9();
-    daemon.spawn();
-    daemon
-        .notify
-        .wait_line("READY=1", 1, 10 * SEC)
-        .expect("READY=1 after restart");
+    daemon.restart();
     let gap = killed.elapsed();
     std::thread::sleep(SEC);
     let after = daemon.data();

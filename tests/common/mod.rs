@@ -288,6 +288,11 @@ pub struct Nut {
 impl Nut {
     /// Starts drivers for `names` and upsd. The data file must exist.
     pub fn start(data_file: &Path, names: &[&str]) -> Nut {
+        Nut::start_on(data_file, names, free_port())
+    }
+
+    /// The same, with upsd on 127.0.0.1:`port`.
+    pub fn start_on(data_file: &Path, names: &[&str], port: u16) -> Nut {
         let bin = nut_bin().expect("NUT binaries");
         let dir = workdir();
         let etc = dir.path().join("etc");
@@ -295,7 +300,6 @@ impl Nut {
         fs::create_dir_all(&etc).unwrap();
         fs::create_dir_all(&state).unwrap();
         fs::set_permissions(&state, fs::Permissions::from_mode(0o770)).unwrap();
-        let port = free_port();
         let mut ups_conf = String::new();
         for name in names {
             ups_conf.push_str(&format!(
@@ -719,6 +723,19 @@ impl Daemon {
         self.child = Some(cmd.spawn().expect("start fakeups"));
     }
 
+    /// Starts the daemon again (after a stop or kill) and waits for its READY=1.
+    pub fn restart(&mut self) {
+        let seen = self.notify.messages().len();
+        self.spawn();
+        assert!(
+            self.notify
+                .wait_line("READY=1", seen, Duration::from_secs(10))
+                .is_some(),
+            "no READY=1 after the restart; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
@@ -782,6 +799,36 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/control.sock")
+    }
+
+    /// Runs `fakeupsctl --socket SOCKET ARGS` as root.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        ctl_as(&self.socket(), args, None)
+    }
+
+    /// Waits until the log has a line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_log_after(needle, 0, timeout)
+    }
+
+    /// How many log lines contain `needle` now.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits for a line containing `needle` beyond the first `seen` of them.
+    pub fn wait_log_after(&self, needle: &str, seen: usize, timeout: Duration) -> Option<String> {
+        wait_for(timeout, Duration::from_millis(50), || {
+            self.log()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .nth(seen)
+                .map(String::from)
+        })
     }
 
     /// The data file as a map, or an empty map while it is missing.
@@ -888,4 +935,59 @@ pub fn is_monolog(line: &str, level: &str, message: &str) -> bool {
         _ => c.is_ascii_digit(),
     });
     shape_ok && line[22..] == format!("{level}: {message}")
+}
+
+/// Runs fakeupsctl on `socket`, as root or (with `user`) through
+/// `setpriv --reuid=nobody --regid=nogroup` and the given group list.
+pub fn ctl_as(socket: &Path, args: &[&str], user: Option<&[&str]>) -> Output {
+    let mut cmd = match user {
+        None => Command::new(FAKEUPSCTL),
+        Some(groups) => {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup"]);
+            if groups.is_empty() {
+                c.arg("--clear-groups");
+            } else {
+                c.arg(format!("--groups={}", groups.join(",")));
+            }
+            c.arg("--").arg(FAKEUPSCTL);
+            c
+        }
+    };
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fakeupsctl")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `fakeupsctl status --json` as a JSON value.
+pub fn status_json(socket: &Path) -> serde_json::Value {
+    let out = ctl_as(socket, &["status", "--json"], None);
+    assert!(out.status.success(), "status --json: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// Makes sure system group `fakeups` exists (the package creates it; a test
+/// machine may not have it yet).
+pub fn ensure_fakeups_group() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if nix::unistd::Group::from_name("fakeups")
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            must("groupadd", &["--system", "fakeups"]);
+        }
+    });
 }

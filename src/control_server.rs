@@ -1,0 +1,392 @@
+//! The daemon's end of the control socket: binding it safely, one task per
+//! connection, the peer's credentials checked for every privileged request.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::stat::{Mode, umask};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::control::{
+    self, ErrorKind, FrameError, PROTOCOL_VERSION, Request, Response, ResponseFrame, StatusReport,
+};
+use crate::logging;
+
+/// The group whose members may pause and resume.
+pub const CONTROL_GROUP: &str = "fakeups";
+/// The message of a refused pause or resume.
+pub const PERMISSION_DENIED: &str =
+    "permission denied: pausing needs root or membership of group fakeups";
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the main loop has to carry out a command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait for a place.
+const MAX_CONNECTIONS: usize = 128;
+
+/// A privileged request handed to the main loop.
+#[derive(Debug)]
+pub enum Command {
+    Pause {
+        seconds: Option<u64>,
+        until_resumed: bool,
+        reason: Option<String>,
+        by: String,
+        reply: oneshot::Sender<Response>,
+    },
+    Resume {
+        by: String,
+        reply: oneshot::Sender<Response>,
+    },
+}
+
+/// Who is on the other end, from the kernel (SO_PEERCRED, SO_PEERGROUPS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Peer {
+    /// Root, or a process whose primary or supplementary group is `group`.
+    pub fn may_control(&self, group: Option<u32>) -> bool {
+        self.uid == 0 || group.is_some_and(|g| self.gid == g || self.groups.contains(&g))
+    }
+
+    /// The user name, or `uid N` when the user database has none.
+    pub fn name(&self) -> String {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("uid {}", self.uid), |u| u.name)
+    }
+}
+
+/// The gid of group fakeups, if it exists.
+pub fn control_gid() -> Option<u32> {
+    nix::unistd::Group::from_name(CONTROL_GROUP)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+/// The supplementary groups the peer process held when it connected.
+fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    use nix::libc;
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: `groups` is valid for writes of `len` bytes and outlives the
+        // call; the kernel writes at most `len` bytes and updates `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && n > groups.len() {
+            groups.resize(n, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+fn peer_of(stream: &UnixStream) -> io::Result<Peer> {
+    let cred = stream.peer_cred()?;
+    Ok(Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        groups: peer_groups(stream.as_fd())?,
+    })
+}
+
+/// The listening socket and the task that serves it.
+pub struct ControlServer {
+    path: PathBuf,
+    inode: u64,
+    task: JoinHandle<()>,
+}
+
+impl ControlServer {
+    /// Binds `path` with mode 0666 (through the umask, so there is no moment
+    /// with another mode) and starts serving. A stale socket left by a crash
+    /// is replaced; a live one, or a path that is not a socket, is refused.
+    pub fn bind(
+        path: &Path,
+        commands: mpsc::Sender<Command>,
+        reports: watch::Receiver<Arc<StatusReport>>,
+    ) -> Result<ControlServer, String> {
+        prepare_path(path)?;
+        let old = umask(Mode::from_bits_truncate(0o111));
+        let bound = UnixListener::bind(path);
+        umask(old);
+        let listener = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let inode = fs::symlink_metadata(path).map(|m| m.ino()).unwrap_or(0);
+        let task = tokio::spawn(serve(listener, commands, reports));
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            inode,
+            task,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        // Remove the socket only if it is still the one bound here.
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn prepare_path(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot inspect {}: {e}", path.display())),
+        Ok(meta) if !meta.file_type().is_socket() => Err(format!(
+            "refusing to remove {}: it is not a socket",
+            path.display()
+        )),
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => Err(format!(
+                "another fakeups is already listening on {}",
+                path.display()
+            )),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                logging::info(&format!("replacing the stale socket {}", path.display()));
+                fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))
+            }
+            Err(e) => Err(format!("cannot check {}: {e}", path.display())),
+        },
+    }
+}
+
+async fn serve(
+    listener: UnixListener,
+    commands: mpsc::Sender<Command>,
+    reports: watch::Receiver<Arc<StatusReport>>,
+) {
+    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = places.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                logging::warning(&format!("control socket: accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (commands, reports) = (commands.clone(), reports.clone());
+        tokio::spawn(async move {
+            handle(stream, commands, reports).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(
+    mut stream: UnixStream,
+    commands: mpsc::Sender<Command>,
+    reports: watch::Receiver<Arc<StatusReport>>,
+) {
+    let response =
+        match tokio::time::timeout(REQUEST_TIMEOUT, control::read_frame(&mut stream)).await {
+            Err(_) => Response::error(ErrorKind::BadRequest, "no request in time"),
+            Ok(Err(FrameError::Closed)) | Ok(Err(FrameError::Io(_))) => return,
+            Ok(Err(e)) => Response::error(ErrorKind::BadRequest, e.to_string()),
+            Ok(Ok(body)) => match control::decode_request(&body) {
+                Err(response) => response,
+                Ok(request) => answer(&stream, request, &commands, &reports).await,
+            },
+        };
+    let frame = ResponseFrame {
+        version: PROTOCOL_VERSION,
+        response,
+    };
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, control::write_frame(&mut stream, &frame)).await;
+}
+
+async fn answer(
+    stream: &UnixStream,
+    request: Request,
+    commands: &mpsc::Sender<Command>,
+    reports: &watch::Receiver<Arc<StatusReport>>,
+) -> Response {
+    // Status is open to everyone and never waits for the main loop.
+    let pause = match request {
+        Request::Status {} => {
+            return Response::Ok {
+                message: None,
+                status: Box::new(StatusReport::clone(&reports.borrow())),
+            };
+        }
+        Request::Pause {
+            seconds,
+            until_resumed,
+            reason,
+        } => Some((seconds, until_resumed, reason)),
+        Request::Resume {} => None,
+    };
+    let what = if pause.is_some() { "pause" } else { "resume" };
+    let peer = match peer_of(stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            return Response::error(
+                ErrorKind::Failed,
+                format!("cannot read the caller's credentials: {e}"),
+            );
+        }
+    };
+    let by = peer.name();
+    if !peer.may_control(control_gid()) {
+        logging::event(
+            logging::Level::Notice,
+            &format!(
+                "refused a {what} request from {by}: neither root nor in group {CONTROL_GROUP}"
+            ),
+            &[("FAKEUPS_PEER_UID", &peer.uid.to_string())],
+        );
+        return Response::error(ErrorKind::PermissionDenied, PERMISSION_DENIED);
+    }
+    let (reply, wait) = oneshot::channel();
+    let command = match pause {
+        Some((seconds, until_resumed, reason)) => Command::Pause {
+            seconds,
+            until_resumed,
+            reason,
+            by,
+            reply,
+        },
+        None => Command::Resume { by, reply },
+    };
+    if commands.send(command).await.is_err() {
+        return Response::error(ErrorKind::Failed, "the daemon is stopping");
+    }
+    match tokio::time::timeout(COMMAND_TIMEOUT, wait).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => Response::error(ErrorKind::Failed, "the daemon dropped the request"),
+        Err(_) => Response::error(ErrorKind::Failed, "the daemon did not carry it out in time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_may_pause() {
+        let peer = |uid, gid, groups: &[u32]| Peer {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        };
+        assert!(peer(0, 0, &[]).may_control(None));
+        assert!(peer(1000, 998, &[]).may_control(Some(998)));
+        assert!(peer(1000, 1000, &[27, 998]).may_control(Some(998)));
+        assert!(!peer(1000, 1000, &[27]).may_control(Some(998)));
+        assert!(!peer(65534, 65534, &[]).may_control(None));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_path_that_is_not_a_socket_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let report = watch::channel(Arc::new(test_report())).1;
+
+        let file = dir.path().join("file.sock");
+        fs::write(&file, "precious").unwrap();
+        let e = ControlServer::bind(&file, tx.clone(), report.clone())
+            .err()
+            .unwrap();
+        assert!(e.contains("not a socket"), "{e}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "precious");
+
+        let path = dir.path().join("sub/control.sock");
+        let stale = std::os::unix::net::UnixListener::bind({
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            &path
+        })
+        .unwrap();
+        drop(stale);
+        let server = ControlServer::bind(&path, tx.clone(), report.clone()).unwrap();
+        let mode = fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o666);
+        let e = ControlServer::bind(&path, tx, report).err().unwrap();
+        assert!(e.contains("already listening"), "{e}");
+        drop(server);
+        assert!(!path.exists());
+    }
+
+    pub(crate) fn test_report() -> StatusReport {
+        let now = chrono::Local::now();
+        StatusReport {
+            format: 1,
+            daemon: control::DaemonInfo {
+                version: "test".into(),
+                pid: 1,
+                started: now,
+                config: "/dev/null".into(),
+                data_file: "/dev/null".into(),
+            },
+            status: "OL".into(),
+            status_since: now,
+            summary: String::new(),
+            battery: control::BatteryReport {
+                charge: 100,
+                runtime: 300,
+                charge_low: 60,
+                runtime_low: 180,
+            },
+            detection: control::DetectionReport {
+                quorum: "all".into(),
+                silent: 0,
+                total: 1,
+                interval_ms: 2000,
+                on_battery_after_ms: 30000,
+                online_after_ms: 15000,
+                lost_for_ms: None,
+                back_for_ms: None,
+            },
+            sentinels: vec![],
+            pause: None,
+            nut: control::NutReport::default(),
+        }
+    }
+}
