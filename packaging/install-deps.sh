@@ -1,8 +1,12 @@
 #!/bin/bash
 # Installs what building and testing fakeups need on Debian or Raspberry Pi OS.
 #   packaging/install-deps.sh build   Rust toolchain (rustup), clippy, rustfmt
-#   packaging/install-deps.sh test    the above, plus NUT, iproute2, iptables,
-#                                     util-linux (the integration tests)
+#   packaging/install-deps.sh test    the above, plus what tests/run-all.sh
+#                                     needs: NUT, iproute2, iptables (the
+#                                     integration tests), mandoc (man pages),
+#                                     debootstrap and systemd-container (the
+#                                     end-to-end test), python3 (benchmark);
+#                                     packaging/build-deb.sh adds its own
 # Runs apt-get as root (directly or through sudo).
 set -euo pipefail
 
@@ -44,5 +48,6 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 if [ "$mode" = test ]; then
-    apt_install nut-server nut-client iproute2 iptables util-linux procps
+    apt_install nut-server nut-client iproute2 iptables util-linux procps \
+        mandoc debootstrap systemd-container python3
 fi

@@ -58,7 +58,8 @@ and a reboot, and ends by itself at its end time. Pausing and resuming need root
 membership of group fakeups; anyone may read the status.",
     after_help = "Exit status: 0 on success, 64 for a bad request, 69 when the daemon is not \
 running or does not answer in time, 70 for an unexpected answer, 75 when the daemon could \
-not carry out the request, 76 for a protocol version mismatch, 77 when permission is denied."
+not carry out the request, 76 for a protocol version mismatch, 77 when permission is denied, \
+78 for a bad configuration file (nut-config)."
 )]
 pub struct CtlArgs {
     /// The daemon's control socket (control.socket in fakeups.toml)
@@ -101,6 +102,28 @@ to it. Open to every local user."
         /// Print the status as one JSON object (see fakeupsctl(8) for its fields)
         #[arg(long)]
         json: bool,
+    },
+    /// Print the NUT configuration fakeups needs (for a NUT set up by hand)
+    #[command(long_about = "Print what /etc/nut/nut.conf, ups.conf, upsd.conf and \
+upsd.users need for fakeups: the three UPS names (fakeups, qnapups, ups) reading the \
+daemon's data file with dummy-ups, upsd on port 3493, and the read-only users. The \
+package writes these itself into a NUT that was not configured yet; when NUT was \
+configured before, add them by hand. Run as root to see the password generated at \
+install for NUT user fakeups. Does not talk to the daemon.")]
+    NutConfig {
+        /// The daemon's configuration, for the data file path
+        #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Print a shell completion script for fakeupsctl
+    #[command(
+        long_about = "Print a completion script for fakeupsctl to standard output. \
+The package installs the bash one; e.g. `fakeupsctl completions zsh > ~/.zfunc/_fakeupsctl`."
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 

@@ -11,10 +11,13 @@ use chrono::{DateTime, Local};
 use tokio::net::UnixStream;
 
 use crate::cli::{CtlArgs, CtlCommand};
-use crate::config::fmt_duration;
+use clap::CommandFactory;
+
+use crate::config::{Config, fmt_duration};
 use crate::control::{
     self, ErrorKind, PROTOCOL_VERSION, Request, RequestFrame, Response, ResponseFrame, StatusReport,
 };
+use crate::nut_setup;
 
 /// sysexits.h codes, as documented in fakeupsctl(8).
 pub const EX_USAGE: u8 = 64;
@@ -23,6 +26,7 @@ pub const EX_SOFTWARE: u8 = 70;
 pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_PROTOCOL: u8 = 76;
 pub const EX_NOPERM: u8 = 77;
+pub const EX_CONFIG: u8 = 78;
 
 /// A failure, with the exit status it gives.
 #[derive(Debug)]
@@ -65,6 +69,8 @@ fn fail(f: &Failure) -> ExitCode {
 
 async fn run(args: CtlArgs) -> Result<String, Failure> {
     let (request, json) = match &args.command {
+        CtlCommand::NutConfig { config } => return nut_config(config),
+        CtlCommand::Completions { shell } => return Ok(completions(*shell)),
         CtlCommand::Status { json } => (Request::Status {}, *json),
         CtlCommand::Resume => (Request::Resume {}, false),
         CtlCommand::Pause(p) => (
@@ -98,6 +104,27 @@ async fn run(args: CtlArgs) -> Result<String, Failure> {
             render_status(&status, Local::now())
         }),
     }
+}
+
+/// The NUT snippets with the data file of the daemon's configuration and the
+/// generated password (when readable).
+fn nut_config(config: &Path) -> Result<String, Failure> {
+    let data_file = if config.exists() {
+        Config::load(config)
+            .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?
+            .nut
+            .data_file
+    } else {
+        Config::default().nut.data_file
+    };
+    let password = nut_setup::Password::read(Path::new(nut_setup::PASSWORD_FILE));
+    Ok(nut_setup::render(&data_file, &password))
+}
+
+fn completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut CtlArgs::command(), "fakeupsctl", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Sends `request` and reads the answer, all within `timeout`.

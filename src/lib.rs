@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod logging;
 pub mod nut_client;
 pub mod nut_data;
+pub mod nut_setup;
 pub mod nut_view;
 pub mod power;
 pub mod privileges;

@@ -34,34 +34,48 @@ fn names(set: &CapsHashSet) -> Vec<String> {
 
 /// Drops every capability but CAP_NET_RAW from the bounding, inheritable,
 /// ambient, effective and permitted sets. Keeps CAP_NET_RAW only where it
-/// was permitted: it never gains a capability.
+/// already is: it never gains a capability. A set that holds nothing else is
+/// left alone, so under the unit (which grants CAP_NET_RAW only, and whose
+/// system call filter refuses capset) nothing needs changing.
 pub fn drop_all_but_net_raw() -> Result<CapsReport, String> {
-    let effective = caps::read(None, CapSet::Effective)
-        .map_err(|e| format!("cannot read capabilities: {e}"))?;
-    let permitted = caps::read(None, CapSet::Permitted)
-        .map_err(|e| format!("cannot read capabilities: {e}"))?;
+    let read = |set: CapSet| {
+        caps::read(None, set).map_err(|e| format!("cannot read the {set:?} set: {e}"))
+    };
+    let effective = read(CapSet::Effective)?;
+    let permitted = read(CapSet::Permitted)?;
     let net_raw = permitted.contains(&Capability::CAP_NET_RAW);
-    let mut keep = CapsHashSet::new();
-    if net_raw {
-        keep.insert(Capability::CAP_NET_RAW);
-    }
+    let only_net_raw = |set: &CapsHashSet| -> CapsHashSet {
+        set.iter()
+            .filter(|c| **c == Capability::CAP_NET_RAW)
+            .copied()
+            .collect()
+    };
     // The bounding set can only shrink while CAP_SETPCAP is effective, so
     // it goes first.
     if effective.contains(&Capability::CAP_SETPCAP) {
-        let bounding = caps::read(None, CapSet::Bounding)
-            .map_err(|e| format!("cannot read the bounding set: {e}"))?;
-        for cap in bounding.difference(&keep) {
+        let bounding = read(CapSet::Bounding)?;
+        for cap in bounding.difference(&only_net_raw(&bounding)) {
             caps::drop(None, CapSet::Bounding, *cap)
                 .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
         }
     }
-    caps::clear(None, CapSet::Ambient).map_err(|e| format!("cannot clear ambient set: {e}"))?;
-    caps::set(None, CapSet::Inheritable, &CapsHashSet::new())
-        .map_err(|e| format!("cannot clear the inheritable set: {e}"))?;
-    caps::set(None, CapSet::Effective, &keep)
-        .map_err(|e| format!("cannot set the effective set: {e}"))?;
-    caps::set(None, CapSet::Permitted, &keep)
-        .map_err(|e| format!("cannot set the permitted set: {e}"))?;
+    let ambient = read(CapSet::Ambient)?;
+    if ambient != only_net_raw(&ambient) {
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|e| format!("cannot clear the ambient set: {e}"))?;
+    }
+    // Inheritable, then effective, then permitted: each stays a superset of
+    // what the next change needs.
+    for (set, current) in [
+        (CapSet::Inheritable, read(CapSet::Inheritable)?),
+        (CapSet::Effective, effective.clone()),
+        (CapSet::Permitted, permitted),
+    ] {
+        let keep = only_net_raw(&current);
+        if keep != current {
+            caps::set(None, set, &keep).map_err(|e| format!("cannot set the {set:?} set: {e}"))?;
+        }
+    }
     Ok(CapsReport {
         held: names(&effective),
         net_raw,

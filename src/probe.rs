@@ -235,7 +235,7 @@ impl Sentinels {
                 SentinelSpec::Gateway => match sentinel::read_default_gateway_v4() {
                     Ok(Some(gw)) => Ok((IpAddr::V4(gw), 0)),
                     Ok(None) => Err("no IPv4 default route".to_string()),
-                    Err(e) => Err(format!("cannot read /proc/net/route: {e}")),
+                    Err(e) => Err(format!("cannot read {}: {e}", sentinel::ROUTE_TABLE)),
                 },
                 SentinelSpec::Host(name) => {
                     lookup.settle(name, deadline).await;

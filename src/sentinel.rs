@@ -186,9 +186,13 @@ pub fn default_gateway_v4(route_table: &str) -> Option<Ipv4Addr> {
     best.map(|(_, addr)| addr)
 }
 
-/// Reads /proc/net/route and returns the IPv4 default gateway, if any.
+/// The route table of this process's network namespace. Through /proc/self
+/// because the unit's ProcSubset=pid hides the /proc/net link.
+pub const ROUTE_TABLE: &str = "/proc/self/net/route";
+
+/// Reads the route table and returns the IPv4 default gateway, if any.
 pub fn read_default_gateway_v4() -> std::io::Result<Option<Ipv4Addr>> {
-    let text = std::fs::read_to_string("/proc/net/route")?;
+    let text = std::fs::read_to_string(ROUTE_TABLE)?;
     Ok(default_gateway_v4(&text))
 }
 

@@ -1,10 +1,28 @@
 #!/bin/bash
-# The whole test suite, as CI runs it: formatting, lints, unit tests and the
-# integration tests against real ICMP in network namespaces and a real upsd.
-# Needs root (namespaces, raw ICMP); installs its own dependencies with apt.
-# Under CI=true a test that cannot run fails instead of skipping.
+# The whole test suite, as CI runs it:
+#   1. cargo fmt --check and cargo clippy -D warnings
+#   2. cargo test: unit tests, and integration tests that run the real
+#      binaries against real ICMP in network namespaces and a real upsd
+#      (and check the man pages against --help)
+#   3. the .deb for amd64, arm64 and armhf, each checked by lintian, the ARM
+#      binaries run under qemu-user (packaging/build-deb.sh)
+#   4. the end-to-end test: the amd64 .deb installed into booted bookworm and
+#      trixie containers (tests/e2e/run.sh)
+#   5. a smoke run of the benchmark (tests/bench/run.sh --smoke), so it
+#      cannot rot
+# Needs root (namespaces, raw ICMP, containers); installs its own
+# dependencies with apt. Under CI=true a test that cannot run fails instead
+# of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+skip_or_fail() {
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: $1 cannot run under CI=true: $2" >&2
+        exit 1
+    fi
+    echo "SKIPPED $1: $2"
+}
 
 packaging/install-deps.sh test
 if ! command -v cargo >/dev/null 2>&1; then export PATH="$HOME/.cargo/bin:$PATH"; fi
@@ -12,6 +30,30 @@ if ! command -v cargo >/dev/null 2>&1; then export PATH="$HOME/.cargo/bin:$PATH"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --all-targets
+cargo test --all-targets --locked
+
+echo "== packages (packaging/build-deb.sh)"
+packaging/build-deb.sh
+version=$(cargo pkgid | sed -E 's/.*[#@]//')
+deb=target/debian/fakeups_${version}-1_amd64.deb
+
+if [ "$(id -u)" -ne 0 ]; then
+    skip_or_fail "end-to-end test" "needs root to boot containers"
+else
+    for release in bookworm trixie; do
+        echo "== end-to-end test on $release"
+        tests/e2e/run.sh "$release" "$deb"
+    done
+fi
+
+if [ -x tests/bench/run.sh ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        skip_or_fail "benchmark smoke run" "needs root for namespaces"
+    else
+        echo "== benchmark smoke run"
+        tests/bench/run.sh --smoke
+    fi
+fi
+echo "== all tests passed"

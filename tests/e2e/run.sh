@@ -1,0 +1,245 @@
+#!/bin/bash
+# The end-to-end test of the Debian package: boots RELEASE (bookworm or
+# trixie, the bases of Raspberry Pi OS) with systemd in a network namespace
+# whose veth host side is the container's default gateway, installs DEB with
+# `apt install` and nothing else, and checks what a user meets: the service,
+# NUT serving the three UPS names to the LAN, privileges, an outage, a pause,
+# the watchdog, a bad reload, and a purge that gives NUT back its files.
+# Then the same with a NUT configured before the install.
+#
+# Usage (root): tests/e2e/run.sh bookworm|trixie path/to/fakeups_VERSION_amd64.deb
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+release=${1:-}
+deb=${2:-}
+case $release in bookworm | trixie) ;; *) echo "usage: $0 bookworm|trixie DEB" >&2; exit 2 ;; esac
+[[ -f $deb ]] || { echo "usage: $0 bookworm|trixie DEB (no file '$deb')" >&2; exit 2; }
+
+t0=$(e2e_now)
+step_t=$t0
+# Prints a passed check with the time since the start.
+ok() { echo "e2e[$release] $(e2e_elapsed "$t0" "$(e2e_now)")s ok: $*"; }
+# Prints a figure worth keeping (not a check).
+info() { echo "e2e[$release] info: $*"; }
+# Fails the test with a reason and the service's recent journal.
+fail() {
+    echo "e2e[$release] FAIL: $*" >&2
+    if [[ -n ${E2E_PID:-} ]]; then
+        echo "--- journalctl -u fakeups (last 40 lines):" >&2
+        e2e_exec journalctl -u fakeups --no-pager -n 40 >&2 2>&1 || true
+    fi
+    exit 1
+}
+# Runs CMD in the container; fails the test with its output when it fails.
+in_ct() {
+    local out
+    out=$(e2e_exec "$@" 2>&1) || fail "'$*' failed: $out"
+    printf '%s\n' "$out"
+}
+# Waits up to SECONDS for CMD (a command or function of this script) to
+# print exactly WANT.
+wait_for_output() {
+    local seconds=$1 want=$2 got=""
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    while ((SECONDS <= deadline)); do
+        got=$("$@" 2>/dev/null) || true
+        [[ $got == "$want" ]] && return 0
+        sleep 0.2
+    done
+    echo "e2e[$release] waited ${seconds}s for '$*' to say '$want'; it says '$got'" >&2
+    return 1
+}
+ups_status() { e2e_exec upsc "$1@localhost" ups.status 2>/dev/null; }
+# Sets the mark that since_mark measures from.
+mark() { step_t=$(e2e_now); }
+# Seconds since the last mark.
+since_mark() { e2e_elapsed "$step_t" "$(e2e_now)"; }
+# The sha256 of NUT's four files, to compare before and after.
+nut_sums() { e2e_exec sha256sum /etc/nut/nut.conf /etc/nut/ups.conf /etc/nut/upsd.conf /etc/nut/upsd.users; }
+main_pid() { e2e_exec systemctl show -p MainPID --value fakeups; }
+
+[[ $(id -u) == 0 ]] || { echo "e2e: needs root" >&2; exit 1; }
+trap e2e_shutdown EXIT
+trap 'exit 130' INT TERM HUP
+
+e2e_rootfs "$release" >/dev/null || fail "no rootfs"
+e2e_netns_auto || fail "no network namespace"
+gw=10.231.$E2E_INDEX.1
+ct_ip=10.231.$E2E_INDEX.2
+e2e_boot "$release" "$E2E_NETNS" || fail "boot failed"
+ok "booted $release (${E2E_BOOT_SECONDS:-?}s); default route via $gw"
+
+# ---------------------------------------------------------------- install
+pristine=$(nut_sums)
+mark
+in_deb=$(e2e_copy_in "$deb")
+out=$(e2e_exec apt-get install -y "$in_deb" 2>&1) || fail "apt install failed: $out"
+grep -q "fakeups: configured NUT to serve fakeups, qnapups and ups on port 3493" <<<"$out" ||
+    fail "postinst did not say it configured NUT: $out"
+ok "apt install ./$(basename "$deb") ($(since_mark)s)"
+
+wait_for_output 20 active e2e_exec systemctl is-active fakeups || fail "fakeups is not active"
+status=$(e2e_exec systemctl status fakeups --no-pager 2>&1) || true
+grep -Eq 'Status: "OL: 1/1 sentinels answering' <<<"$status" || fail "no OL STATUS line: $status"
+ok "systemctl status fakeups: $(grep -o 'Status: "[^"]*"' <<<"$status")"
+for name in fakeups qnapups ups; do
+    wait_for_output 20 OL ups_status "$name" || fail "upsc $name@localhost is not OL"
+done
+ok "upsc fakeups@localhost, qnapups@localhost, ups@localhost: OL"
+
+# The NAS is on the LAN: from the host side of the veth, as QNAP and Synology log in.
+nut_login() {
+    local user=$1 pass=$2 ups=$3 reply
+    exec 3<>"/dev/tcp/$ct_ip/3493" || return 1
+    printf 'USERNAME %s\nPASSWORD %s\nLOGIN %s\nGET VAR %s ups.status\nLOGOUT\n' "$user" "$pass" "$ups" "$ups" >&3
+    reply=$(timeout 5 cat <&3 | tr -d '\r' | tr '\n' '|')
+    exec 3<&-
+    printf '%s\n' "$reply"
+}
+reply=$(nut_login admin 123456 qnapups) || fail "cannot connect to $ct_ip:3493 from the LAN side"
+[[ $reply == "OK|OK|OK|VAR qnapups ups.status \"OL\"|OK Goodbye|" ]] || fail "QNAP login: $reply"
+reply=$(nut_login monuser secret ups)
+[[ $reply == "OK|OK|OK|VAR ups ups.status \"OL\"|OK Goodbye|" ]] || fail "Synology login: $reply"
+reply=$(nut_login admin wrong qnapups)
+[[ $reply == *"ERR ACCESS-DENIED"* ]] || fail "a wrong password was not refused: $reply"
+ok "from the LAN ($ct_ip:3493): admin/123456 on qnapups and monuser/secret on ups log in and read OL"
+
+password=$(in_ct cat /etc/fakeups/nut-password)
+[[ ${#password} -ge 16 ]] || fail "generated password too short: '$password'"
+cfg=$(in_ct fakeupsctl nut-config)
+grep -q "password = $password" <<<"$cfg" || fail "nut-config does not show the generated password"
+ok "fakeupsctl nut-config shows the password generated at install for NUT user fakeups"
+
+pid=$(main_pid)
+proc=$(in_ct cat "/proc/$pid/status")
+uid=$(in_ct id -u fakeups)
+grep -Eq "^Uid:[[:space:]]+${uid}[[:space:]]" <<<"$proc" || fail "daemon does not run as fakeups: $(grep Uid <<<"$proc")"
+grep -Eq '^CapEff:[[:space:]]+0000000000002000$' <<<"$proc" || fail "CapEff: $(grep Cap <<<"$proc")"
+grep -Eq '^CapBnd:[[:space:]]+0000000000002000$' <<<"$proc" || fail "CapBnd: $(grep CapBnd <<<"$proc")"
+ok "daemon (pid $pid) runs as user fakeups with CapEff=CapBnd=cap_net_raw only"
+
+security=$(e2e_exec systemd-analyze security fakeups.service 2>&1 | tail -n 1)
+exposure=$(grep -Eo '[0-9]+\.[0-9]+' <<<"$security" | head -n 1)
+info "systemd-analyze security fakeups.service: $security"
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure is above 2.0"
+ok "systemd-analyze security rates fakeups.service $exposure (at most 2.0)"
+
+# ---------------------------------------------------------------- outage
+# Shorter timings for the test, applied with a reload (also a test of reload).
+e2e_exec sed -i -E \
+    -e 's/^interval = .*/interval = "500ms"/' -e 's/^timeout = .*/timeout = "300ms"/' \
+    -e 's/^on-battery-after = .*/on-battery-after = "3s"/' -e 's/^online-after = .*/online-after = "2s"/' \
+    -e 's/^runtime = .*/runtime = "20s"/' -e 's/^low-runtime = .*/low-runtime = "10s"/' \
+    /etc/fakeups/fakeups.toml
+in_ct systemctl reload fakeups >/dev/null
+wait_for_output 10 active e2e_exec systemctl is-active fakeups || fail "not active after reload"
+[[ $(main_pid) == "$pid" ]] || fail "reload restarted the daemon"
+in_ct journalctl -u fakeups --no-pager | grep -q "configuration reloaded from /etc/fakeups/fakeups.toml" ||
+    fail "no reload in the journal"
+ok "systemctl reload fakeups applied shorter test timings (same pid)"
+
+mark
+e2e_netns_cut "$E2E_NETNS"
+wait_for_output 10 OB ups_status fakeups || fail "no OB after the cut"
+ob_after=$(since_mark)
+mark
+wait_for_output 20 "OB LB" ups_status qnapups || fail "no OB LB"
+lb_after=$(since_mark)
+ok "link cut: upsc says OB after ${ob_after}s (on-battery-after 3s), OB LB ${lb_after}s later (runtime 20s, low 10s)"
+journal=$(in_ct journalctl -u fakeups --no-pager -o cat)
+grep -q "^Power lost - switching to OB$" <<<"$journal" || fail "journal lacks Power lost"
+grep -q "^Battery critically low - switching to OB LB$" <<<"$journal" || fail "journal lacks Battery critically low"
+e2e_exec journalctl -u fakeups --no-pager -o json -p warning | grep -q '"FAKEUPS_STATUS":"OB"' ||
+    fail "no journal entry with priority warning and FAKEUPS_STATUS=OB"
+log=$(in_ct cat /var/log/fakeups/fakeups.log)
+grep -Eq '^\[[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\] WARNING: Power lost - switching to OB$' <<<"$log" ||
+    fail "log file lacks the OB line: $log"
+grep -Eq '^\[[0-9T:-]{19}\] CRITICAL: Battery critically low - switching to OB LB$' <<<"$log" ||
+    fail "log file lacks the OB LB line"
+ok "journal (priority, FAKEUPS_STATUS) and /var/log/fakeups/fakeups.log have the OB and OB LB lines"
+info "$(grep -E 'Power lost|Battery critically' <<<"$log" | tr '\n' ' ')"
+
+mark
+e2e_netns_restore "$E2E_NETNS"
+wait_for_output 10 OL ups_status ups || fail "no OL after restore"
+ok "link restored: upsc says OL after $(since_mark)s (online-after 2s)"
+grep -Eq '^\[[0-9T:-]{19}\] INFO: Power restored$' <<<"$(in_ct cat /var/log/fakeups/fakeups.log)" ||
+    fail "log file lacks Power restored"
+
+# ---------------------------------------------------------------- pause
+out=$(in_ct fakeupsctl pause --for 10m --reason "router firmware update")
+ok "fakeupsctl pause --for 10m: $out"
+e2e_netns_cut "$E2E_NETNS"
+sleep 6
+[[ $(ups_status fakeups) == OL ]] || fail "paused, yet not OL with the link cut"
+in_ct fakeupsctl status | grep -q "PAUSED until" || fail "status does not show the pause"
+grep -q 'Status: "PAUSED by root until' <<<"$(e2e_exec systemctl status fakeups --no-pager)" ||
+    fail "systemctl status does not show PAUSED"
+ok "paused with the link cut for 6s: still OL; status and systemctl status say PAUSED"
+mark
+in_ct fakeupsctl resume >/dev/null
+wait_for_output 10 OB ups_status fakeups || fail "no OB after resume"
+ok "fakeupsctl resume: OB after $(since_mark)s (on-battery-after 3s from the resume)"
+e2e_netns_restore "$E2E_NETNS"
+wait_for_output 10 OL ups_status fakeups || fail "no OL after restore"
+
+# ---------------------------------------------------------------- watchdog
+pid=$(main_pid)
+watchdog=$(in_ct systemctl show -p WatchdogUSec --value fakeups)
+mark
+in_ct kill -STOP "$pid" >/dev/null
+deadline=$((SECONDS + 45))
+new_pid=$pid
+while ((SECONDS < deadline)); do
+    new_pid=$(main_pid)
+    if [[ $new_pid != "$pid" && $new_pid != 0 ]] && [[ $(e2e_exec systemctl is-active fakeups) == active ]]; then
+        break
+    fi
+    sleep 0.5
+done
+[[ $new_pid != "$pid" && $new_pid != 0 ]] || fail "no restart within 45s of SIGSTOP"
+in_ct journalctl -u fakeups --no-pager | grep -Eq "Watchdog timeout" || fail "no watchdog timeout in the journal"
+ok "kill -STOP: watchdog timeout (WatchdogSec=$watchdog), running again as pid $new_pid after $(since_mark)s"
+
+# ---------------------------------------------------------------- bad reload
+in_ct cp /etc/fakeups/fakeups.toml /var/tmp/fakeups.toml.good >/dev/null
+in_ct sh -c 'printf "[detection]\nquorum = \"most\"\n" >/etc/fakeups/fakeups.toml' >/dev/null
+in_ct systemctl reload fakeups >/dev/null
+sleep 1
+[[ $(e2e_exec systemctl is-active fakeups) == active ]] || fail "a bad reload stopped the service"
+[[ $(main_pid) == "$new_pid" ]] || fail "a bad reload restarted the daemon"
+in_ct journalctl -u fakeups --no-pager | grep -q "reload refused, keeping the running configuration: /etc/fakeups/fakeups.toml:2:10: unknown quorum" ||
+    fail "no refused reload in the journal"
+[[ $(ups_status fakeups) == OL ]] || fail "not OL after the refused reload"
+in_ct cp /var/tmp/fakeups.toml.good /etc/fakeups/fakeups.toml >/dev/null
+ok "systemctl reload with a broken config: refused with file:line:col, still active, same pid, still OL"
+
+# ---------------------------------------------------------------- purge
+out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge failed: $out"
+left=$(e2e_exec sh -c 'ls -d /etc/fakeups /var/backups/fakeups-nut /var/lib/fakeups /var/log/fakeups /run/fakeups /usr/sbin/fakeups /usr/bin/fakeupsctl /usr/lib/systemd/system/fakeups.service /usr/lib/systemd/system/nut-driver@.service.d/fakeups.conf /etc/logrotate.d/fakeups 2>/dev/null' || true)
+[[ -z $left ]] || fail "purge left: $left"
+[[ $(nut_sums) == "$pristine" ]] || fail "NUT's files differ from the originals after purge"
+e2e_exec dpkg --purge fakeups >/dev/null 2>&1 || fail "a second purge failed"
+ok "apt purge: no fakeups files left, NUT's original files back, a second purge succeeds"
+
+# ---------------------------------------------------------------- configured NUT
+# A NUT set up before fakeups: the package changes nothing and says what to add.
+in_ct sh -c 'sed -i "s/^MODE=none/MODE=standalone/" /etc/nut/nut.conf &&
+    printf "\n[myups]\n  driver = dummy-ups\n  port = /etc/nut/myups.dev\n" >>/etc/nut/ups.conf' >/dev/null
+configured=$(nut_sums)
+out=$(e2e_exec apt-get install -y "$in_deb" 2>&1) || fail "install over a configured NUT failed: $out"
+grep -q "NUT is already configured here, so fakeups changed nothing" <<<"$out" || fail "no explanation: $out"
+grep -q "^\[qnapups\]" <<<"$out" || fail "the snippets were not printed: $out"
+[[ $(nut_sums) == "$configured" ]] || fail "NUT's files changed although NUT was configured"
+wait_for_output 20 active e2e_exec systemctl is-active fakeups || fail "fakeups is not active over a configured NUT"
+out=$(e2e_exec apt-get remove -y fakeups 2>&1) || fail "apt remove failed: $out"
+out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge after remove failed: $out"
+[[ $(nut_sums) == "$configured" ]] || fail "purge touched a NUT fakeups did not configure"
+ok "over a configured NUT: nothing changed, the snippets printed; remove, then purge, leave it alone"
+
+echo "e2e[$release] PASS in $(e2e_elapsed "$t0" "$(e2e_now)")s (deb $(stat -c %s "$deb") bytes)"
