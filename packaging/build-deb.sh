@@ -101,7 +101,7 @@ for target in "${targets[@]}"; do
 done
 
 if [ "$install" = yes ]; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "./${debs[0]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$(realpath "${debs[0]}")"
     systemctl status fakeups --no-pager || true
 fi
 echo "== built: ${debs[*]}"

@@ -237,7 +237,7 @@ pub fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
     let d = &r.detection;
     let _ = writeln!(
         o,
-        "Detection: {}/{} silent, quorum {}; OB after {} of quorum, OL after {} without; every {}",
+        "Detection: {}/{} sentinels silent, quorum {}; OB after {} silent, OL after {} back; a round every {}",
         d.silent,
         d.total,
         d.quorum,

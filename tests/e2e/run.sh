@@ -188,6 +188,18 @@ ok "fakeupsctl resume: OB after $(since_mark)s (on-battery-after 3s from the res
 e2e_netns_restore "$E2E_NETNS"
 wait_for_output 10 OL ups_status fakeups || fail "no OL after restore"
 
+# ---------------------------------------------------------------- logrotate
+in_ct logrotate --force /etc/logrotate.d/fakeups >/dev/null
+in_ct test -s /var/log/fakeups/fakeups.log.1 >/dev/null
+in_ct fakeupsctl pause --for 1m --reason "after rotation" >/dev/null
+in_ct fakeupsctl resume >/dev/null
+sleep 0.5
+rotated=$(in_ct cat /var/log/fakeups/fakeups.log)
+grep -q "NOTICE: Paused by root until .*: after rotation" <<<"$rotated" ||
+    fail "after logrotate the new log file lacks new lines: '$rotated'"
+grep -q "Power lost" <<<"$rotated" && fail "the new log file holds old lines"
+ok "logrotate: fakeups.log.1 kept, new lines go to the new fakeups.log (reopened on SIGHUP)"
+
 # ---------------------------------------------------------------- watchdog
 pid=$(main_pid)
 watchdog=$(in_ct systemctl show -p WatchdogUSec --value fakeups)
