@@ -67,6 +67,7 @@ done
 target/release/fakeupsctl completions bash >target/assets/fakeupsctl.bash
 
 debs=()
+host_deb=""
 for target in "${targets[@]}"; do
     echo "== $target"
     cross_args=()
@@ -74,21 +75,30 @@ for target in "${targets[@]}"; do
         case "$target" in
             aarch64-unknown-linux-gnu) apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static ;;
             armv7-unknown-linux-gnueabihf) apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static ;;
-            x86_64-unknown-linux-gnu) apt_install gcc-x86-64-linux-gnu libc6-dev-amd64-cross ;;
+            x86_64-unknown-linux-gnu)
+                apt_install gcc-x86-64-linux-gnu libc6-dev-amd64-cross qemu-user-static
+                # Not in .cargo/config.toml: there it would apply to native
+                # amd64 builds too.
+                export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=x86_64-linux-gnu-gcc
+                ;;
         esac
         rustup target list --installed | grep -qx "$target" || rustup target add "$target"
         cross_args=(--target "$target")
     fi
     deb=$(cargo deb --locked "${cross_args[@]}" | tail -n 1)
     debs+=("$deb")
+    [ "$target" = "$host_target" ] && host_deb=$deb
     bin_dir=target/release
     [ "$target" != "$host_target" ] && bin_dir=target/$target/release
     # The binaries run (under qemu-user for ARM) and say who they are.
     runner=()
-    case "$target" in
-        aarch64-unknown-linux-gnu) [ "$host_arch" != arm64 ] && runner=(qemu-aarch64-static -L /usr/aarch64-linux-gnu) ;;
-        armv7-unknown-linux-gnueabihf) [ "$host_arch" != armhf ] && runner=(qemu-arm-static -L /usr/arm-linux-gnueabihf) ;;
-    esac
+    if [ "$target" != "$host_target" ]; then
+        case "$target" in
+            aarch64-unknown-linux-gnu) runner=(qemu-aarch64-static -L /usr/aarch64-linux-gnu) ;;
+            armv7-unknown-linux-gnueabihf) runner=(qemu-arm-static -L /usr/arm-linux-gnueabihf) ;;
+            x86_64-unknown-linux-gnu) runner=(qemu-x86_64-static -L /usr/x86_64-linux-gnu) ;;
+        esac
+    fi
     for bin in fakeups fakeupsctl; do
         echo "   $bin --version: $("${runner[@]}" "$bin_dir/$bin" --version)"
     done
@@ -101,7 +111,7 @@ for target in "${targets[@]}"; do
 done
 
 if [ "$install" = yes ]; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$(realpath "${debs[0]}")"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$(realpath "$host_deb")"
     systemctl status fakeups --no-pager || true
 fi
 echo "== built: ${debs[*]}"

@@ -245,6 +245,31 @@ impl Config {
         if d.timeout.is_zero() {
             return fail(&["detection", "timeout"], "must be longer than 0s".into());
         }
+        for (key, value, max) in [
+            (&["detection", "interval"][..], d.interval, HOUR),
+            (&["detection", "timeout"], d.timeout, HOUR),
+            (&["detection", "on-battery-after"], d.on_battery_after, DAY),
+            (&["detection", "online-after"], d.online_after, DAY),
+            (&["battery", "runtime"], b.runtime, WEEK),
+            (&["battery", "low-runtime"], b.low_runtime, WEEK),
+            (&["battery", "recharge-time"], b.recharge_time, WEEK),
+            (
+                &["pause", "default-duration"],
+                self.pause.default_duration,
+                YEAR,
+            ),
+        ] {
+            if value > max {
+                return fail(
+                    key,
+                    format!(
+                        "{} is longer than the {} allowed",
+                        fmt_duration(value),
+                        fmt_duration(max)
+                    ),
+                );
+            }
+        }
         if d.timeout >= d.interval {
             return fail(
                 &["detection", "timeout"],
@@ -317,6 +342,11 @@ impl Config {
         Ok(())
     }
 }
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+const YEAR: Duration = Duration::from_secs(366 * 24 * 3600);
 
 struct Problem {
     key: Vec<String>,

@@ -95,7 +95,7 @@ pub struct ResponseFrame {
 
 /// The daemon's view of everything, as `fakeupsctl status --json` prints it.
 /// Fields are only ever added within a format version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StatusReport {
     /// Format version of this object (1).
     pub format: u32,
@@ -112,7 +112,7 @@ pub struct StatusReport {
     pub nut: NutReport,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DaemonInfo {
     pub version: String,
     pub pid: u32,
@@ -121,7 +121,7 @@ pub struct DaemonInfo {
     pub data_file: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct BatteryReport {
     /// Percent.
     pub charge: u8,
@@ -131,7 +131,7 @@ pub struct BatteryReport {
     pub runtime_low: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DetectionReport {
     pub quorum: String,
     pub silent: usize,

@@ -26,8 +26,9 @@ pub const PERMISSION_DENIED: &str =
     "permission denied: pausing needs root or membership of group fakeups";
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the main loop has to carry out a command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the main loop has to carry out a command: less than fakeupsctl's
+/// default timeout (5 s), so the client hears how it ended.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(4);
 /// Connections served at once; more wait for a place.
 const MAX_CONNECTIONS: usize = 128;
 
@@ -146,10 +147,6 @@ impl ControlServer {
             inode,
             task,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -156,7 +156,13 @@ pub async fn call(
             )
         })?;
         let frame: ResponseFrame = serde_json::from_slice(&body).map_err(|e| {
-            Failure::new(EX_SOFTWARE, format!("unexpected answer from fakeups: {e}"))
+            Failure::new(
+                EX_SOFTWARE,
+                format!(
+                    "unexpected answer from fakeups on {}: {e}",
+                    socket.display()
+                ),
+            )
         })?;
         if frame.version != PROTOCOL_VERSION {
             return Err(Failure::new(

@@ -127,6 +127,9 @@ pub struct Daemon {
     last_saved: Option<(Status, u64, Option<PauseRecord>)>,
     ready: bool,
     data_error: Option<String>,
+    /// Whether user nut's access to the data file was checked.
+    data_checked: bool,
+    state_error: Option<String>,
     started: DateTime<Local>,
     /// The latest status for the control socket; readers never wait for us.
     reports: watch::Sender<Arc<StatusReport>>,
@@ -140,11 +143,14 @@ impl Daemon {
     fn new(config_path: PathBuf, config: Config, prober: Prober) -> Daemon {
         let settings = PowerSettings::from_config(&config);
         let store = StateStore::new(&config.state_directory);
-        let now = Local::now();
+        let moment = state::Moment::now();
+        let now = moment.wall;
         let (model, status_since, pause) = match store.load() {
             Ok(Some(saved)) => {
-                let r = state::restore(&saved, now, config.battery.runtime);
-                logging::info(&r.note);
+                let r = state::restore(&saved, &moment, config.battery.runtime);
+                for note in &r.notes {
+                    logging::info(note);
+                }
                 (
                     PowerModel::restore(settings, r.status, r.charge),
                     r.status_since,
@@ -171,8 +177,10 @@ impl Daemon {
             last_saved: None,
             ready: false,
             data_error: None,
+            data_checked: false,
+            state_error: None,
             started: now,
-            reports: watch::channel(Arc::new(placeholder_report(now))).0,
+            reports: watch::channel(Arc::new(StatusReport::default())).0,
             control: None,
             nut_task: None,
             nut_last: None,
@@ -184,6 +192,7 @@ impl Daemon {
             daemon.pause = Some(p);
         }
         daemon.warn_missing_families();
+        daemon.send_report();
         daemon
     }
 
@@ -207,14 +216,19 @@ impl Daemon {
         mut commands: mpsc::Receiver<Command>,
         commands_tx: mpsc::Sender<Command>,
     ) -> ExitCode {
-        let (mut hup, mut term, mut int) = match (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(h), Ok(t), Ok(i)) => (h, t, i),
-            _ => {
-                logging::error("cannot install the signal handlers");
+        let handlers = (|| {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::hangup())?,
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })();
+        let (mut hup, mut term, mut int) = match handlers {
+            Ok(h) => h,
+            Err(e) => {
+                logging::error(&format!(
+                    "cannot install the handlers of SIGHUP, SIGTERM and SIGINT: {e}"
+                ));
                 return ExitCode::FAILURE;
             }
         };
@@ -310,8 +324,18 @@ impl Daemon {
         self.send_report();
     }
 
-    /// Carries out a pause or resume from the control socket.
+    /// Carries out a pause or resume from the control socket, unless the
+    /// client stopped waiting for it (it was told it failed).
     fn command(&mut self, command: Command) {
+        let closed = match &command {
+            Command::Pause { reply, .. } | Command::Resume { reply, .. } => reply.is_closed(),
+        };
+        if closed {
+            logging::warning(
+                "a pause or resume came too late: its client had given up; not carried out",
+            );
+            return;
+        }
         let (reply, response) = match command {
             Command::Pause {
                 seconds,
@@ -430,7 +454,11 @@ impl Daemon {
     async fn round(&mut self) {
         let started = Instant::now();
         let timeout = self.config.detection.timeout;
-        let targets = self.sentinels.targets(timeout).await;
+        let prober = &self.prober;
+        let targets = self
+            .sentinels
+            .targets(timeout, |addr| prober.can_ping(addr))
+            .await;
         let before: Vec<bool> = self
             .sentinels
             .reports()
@@ -448,6 +476,7 @@ impl Daemon {
             self.on_transition(t);
         }
         self.publish();
+        self.ready_after_round();
     }
 
     fn log_sentinel_changes(&self, before: &[bool], outcomes: &[Outcome], first: bool) {
@@ -514,16 +543,11 @@ impl Daemon {
                         self.data.path().display()
                     ));
                 }
-                if wrote && !self.ready {
+                if wrote && !self.data_checked {
+                    self.data_checked = true;
                     if let Some(problem) = nut_data::unreadable_by_nut(self.data.path()) {
                         logging::warning(&format!("dummy-ups will not see the status: {problem}"));
                     }
-                }
-                if !self.ready {
-                    self.ready = true;
-                    let status = self.status_line();
-                    self.notifier.ready(&status);
-                    logging::info(&format!("ready: {status}"));
                 }
             }
             Err(e) => {
@@ -538,6 +562,18 @@ impl Daemon {
         self.save_state(false);
         let status = self.status_line();
         self.notifier.status(&status);
+        self.send_report();
+    }
+
+    /// READY=1, once: after the first round, when the data file is written.
+    fn ready_after_round(&mut self) {
+        if self.ready || self.data_error.is_some() {
+            return;
+        }
+        self.ready = true;
+        let status = self.status_line();
+        self.notifier.ready(&status);
+        logging::info(&format!("ready: {status}"));
         self.send_report();
     }
 
@@ -616,26 +652,38 @@ impl Daemon {
     }
 
     /// Saves the state when what it holds changed (or always with `force`).
+    /// Saves the state when what it holds changed, at every round on battery
+    /// (so that a restart measures its down time from the last round), or
+    /// always with `force`.
     fn save_state(&mut self, force: bool) {
         let p = self.model.published();
         let key = (p.status, p.runtime, self.pause.clone());
-        if !force && self.last_saved.as_ref() == Some(&key) {
+        if !force && !p.status.on_battery() && self.last_saved.as_ref() == Some(&key) {
             return;
         }
-        let now = Local::now();
         let saved = SavedState::new(
             self.model.status(),
             self.model.charge(),
             self.status_since,
             self.pause.clone(),
-            now,
+            &state::Moment::now(),
         );
         match self.store.save(&saved) {
-            Ok(()) => self.last_saved = Some(key),
-            Err(e) => {
-                if self.last_saved.is_some() || force {
-                    logging::error(&format!("cannot save the state: {e}"));
+            Ok(()) => {
+                self.last_saved = Some(key);
+                if self.state_error.take().is_some() {
+                    logging::info(&format!(
+                        "state saved again to {}",
+                        self.store.path().display()
+                    ));
                 }
+            }
+            Err(e) => {
+                let text = format!("cannot save the state: {e}");
+                if self.state_error.as_deref() != Some(text.as_str()) {
+                    logging::error(&text);
+                }
+                self.state_error = Some(text);
                 self.last_saved = None;
             }
         }
@@ -651,7 +699,9 @@ impl Daemon {
             p.charge,
             fmt_duration(Duration::from_secs(p.runtime))
         );
-        let mut line = if let Some(pause) = &self.pause {
+        let mut line = if !self.ready && self.data_error.is_none() {
+            format!("starting: first round under way; {total} sentinel(s)")
+        } else if let Some(pause) = &self.pause {
             format!(
                 "PAUSED {}; holding OL; {answering}/{total} sentinels answering",
                 describe_pause(pause)
@@ -676,6 +726,9 @@ impl Daemon {
             format!("{s}; {battery}")
         };
         if let Some(e) = &self.data_error {
+            line.push_str(&format!("; {e}"));
+        }
+        if let Some(e) = &self.state_error {
             line.push_str(&format!("; {e}"));
         }
         if let Some(nut) = self.nut_health.summary() {
@@ -794,40 +847,4 @@ fn clean_reason(reason: Option<String>) -> Option<String> {
         .collect();
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
-}
-
-/// What the control socket answers before the first round.
-fn placeholder_report(now: DateTime<Local>) -> StatusReport {
-    StatusReport {
-        format: 1,
-        daemon: DaemonInfo {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            pid: std::process::id(),
-            started: now,
-            config: PathBuf::new(),
-            data_file: PathBuf::new(),
-        },
-        status: "OL".into(),
-        status_since: now,
-        summary: "starting: first round not done yet".into(),
-        battery: BatteryReport {
-            charge: 0,
-            runtime: 0,
-            charge_low: 0,
-            runtime_low: 0,
-        },
-        detection: DetectionReport {
-            quorum: String::new(),
-            silent: 0,
-            total: 0,
-            interval_ms: 0,
-            on_battery_after_ms: 0,
-            online_after_ms: 0,
-            lost_for_ms: None,
-            back_for_ms: None,
-        },
-        sentinels: vec![],
-        pause: None,
-        nut: NutReport::default(),
-    }
 }

@@ -47,18 +47,6 @@ impl Level {
         }
     }
 
-    /// The syslog priority of the level.
-    pub fn syslog_priority(self) -> u8 {
-        match self {
-            Level::Debug => 7,
-            Level::Info => 6,
-            Level::Notice => 5,
-            Level::Warning => 4,
-            Level::Error => 3,
-            Level::Critical => 2,
-        }
-    }
-
     /// The `log` level that systemd-journal-logger turns into the same
     /// priority. Its highest is err (3), so CRITICAL goes to the journal as
     /// err and carries FAKEUPS_LEVEL=CRITICAL.
@@ -255,10 +243,13 @@ mod tests {
     }
 
     #[test]
-    fn levels_order_and_priorities() {
+    fn levels_order_and_journal_priorities() {
         assert!(Level::Debug < Level::Info && Level::Error < Level::Critical);
-        let prios: Vec<u8> = Level::ALL.iter().map(|l| l.syslog_priority()).collect();
-        assert_eq!(prios, vec![7, 6, 5, 4, 3, 2]);
+        // systemd-journal-logger gives Trace 7, Debug 6, Info 5, Warn 4,
+        // Error 3: debug, info, notice, warning, err; critical as err.
+        let levels: Vec<log::Level> = Level::ALL.iter().map(|l| l.journal_level()).collect();
+        use log::Level::*;
+        assert_eq!(levels, vec![Trace, Debug, Info, Warn, Error, Error]);
         for l in Level::ALL {
             assert_eq!(Level::from_u8(l as u8), l);
         }

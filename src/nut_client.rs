@@ -46,18 +46,12 @@ pub enum NutError {
     #[error("{}", describe_err(.0))]
     Refused(String),
     /// upsd answered something this client does not understand.
-    #[error("unexpected answer from upsd: {0:?}")]
-    Protocol(String),
-}
-
-impl NutError {
-    /// The `ERR` code upsd gave, if it gave one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            NutError::Refused(code) => Some(code),
-            _ => None,
-        }
-    }
+    #[error("unexpected answer from upsd at {addr} to {command}: {answer:?}")]
+    Protocol {
+        addr: String,
+        command: String,
+        answer: String,
+    },
 }
 
 fn describe_err(code: &str) -> String {
@@ -117,7 +111,15 @@ impl NutConnection {
         }
     }
 
-    async fn read_line(&mut self) -> Result<String, NutError> {
+    fn protocol(&self, command: &str, answer: impl Into<String>) -> NutError {
+        NutError::Protocol {
+            addr: self.addr.clone(),
+            command: command.to_string(),
+            answer: answer.into(),
+        }
+    }
+
+    async fn read_line(&mut self, command: &str) -> Result<String, NutError> {
         let mut buf = Vec::new();
         let read = async {
             let mut limited = (&mut self.reader).take(MAX_LINE as u64 + 1);
@@ -132,7 +134,7 @@ impl NutConnection {
             return Err(self.unreachable("connection closed".into()));
         }
         if buf.len() > MAX_LINE {
-            return Err(NutError::Protocol("line too long".into()));
+            return Err(self.protocol(command, format!("a line over {MAX_LINE} bytes")));
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\r', '\n']).to_string();
@@ -145,34 +147,35 @@ impl NutConnection {
 
     /// `GET VAR ups var`: the value upsd serves.
     pub async fn get_var(&mut self, ups: &str, var: &str) -> Result<String, NutError> {
-        self.send(&format!("GET VAR {ups} {var}")).await?;
-        let line = self.read_line().await?;
+        let command = format!("GET VAR {ups} {var}");
+        self.send(&command).await?;
+        let line = self.read_line(&command).await?;
         let prefix = format!("VAR {ups} {var} ");
-        let quoted = line
-            .strip_prefix(&prefix)
-            .ok_or_else(|| NutError::Protocol(line.clone()))?;
-        unquote(quoted).ok_or(NutError::Protocol(line))
+        line.strip_prefix(&prefix)
+            .and_then(unquote)
+            .ok_or_else(|| self.protocol(&command, line.as_str()))
     }
 
     /// `LIST CLIENT ups`: the addresses of the clients logged in to it.
     pub async fn list_clients(&mut self, ups: &str) -> Result<Vec<String>, NutError> {
-        self.send(&format!("LIST CLIENT {ups}")).await?;
-        let begin = self.read_line().await?;
+        let command = format!("LIST CLIENT {ups}");
+        self.send(&command).await?;
+        let begin = self.read_line(&command).await?;
         if begin != format!("BEGIN LIST CLIENT {ups}") {
-            return Err(NutError::Protocol(begin));
+            return Err(self.protocol(&command, begin));
         }
         let item = format!("CLIENT {ups} ");
         let mut clients = Vec::new();
         loop {
-            let line = self.read_line().await?;
+            let line = self.read_line(&command).await?;
             if line == format!("END LIST CLIENT {ups}") {
                 return Ok(clients);
             }
-            let addr = line
-                .strip_prefix(&item)
-                .ok_or_else(|| NutError::Protocol(line.clone()))?;
+            let Some(addr) = line.strip_prefix(&item) else {
+                return Err(self.protocol(&command, line));
+            };
             if clients.len() >= MAX_LIST {
-                return Err(NutError::Protocol("client list too long".into()));
+                return Err(self.protocol(&command, format!("more than {MAX_LIST} clients")));
             }
             clients.push(addr.trim().to_string());
         }
@@ -270,7 +273,7 @@ mod tests {
             vec!["192.168.1.20", "::1"]
         );
         let e = c.get_var("qnapups", "ups.status").await.unwrap_err();
-        assert_eq!(e.code(), Some("DRIVER-NOT-CONNECTED"));
+        assert_eq!(e, NutError::Refused("DRIVER-NOT-CONNECTED".into()));
         assert_eq!(
             server.await.unwrap(),
             "GET VAR qnapups ups.status\nLIST CLIENT qnapups\nGET VAR qnapups ups.status\n"

@@ -218,27 +218,17 @@ impl PowerModel {
         self.status
     }
 
-    pub fn settings(&self) -> PowerSettings {
-        self.settings
-    }
-
-    pub fn is_paused(&self) -> bool {
-        self.paused
-    }
-
     /// The charge from 0.0 (empty) to 1.0 (full).
     pub fn charge(&self) -> f64 {
         self.left.as_secs_f64() / self.settings.runtime.as_secs_f64()
     }
 
-    /// Takes new timings (a reloaded config) and keeps the charge as a fraction.
+    /// Takes new timings (a reloaded config) and keeps the charge as a
+    /// fraction. OB LB stays until OL: clients may already be shutting down.
     pub fn set_settings(&mut self, settings: PowerSettings) {
         let charge = self.charge();
         self.settings = settings;
         self.left = settings.runtime.mul_f64(charge.clamp(0.0, 1.0));
-        if self.status == Status::LowBattery && self.left > settings.low_runtime {
-            self.status = Status::OnBattery;
-        }
     }
 
     /// Feeds one round taken at `now`: `silent` of `total` sentinels did not
@@ -639,6 +629,15 @@ mod tests {
         m.set_settings(s);
         assert_eq!(m.published().runtime, 300);
         assert_eq!(m.published().charge, 50);
+    }
+
+    #[test]
+    fn low_battery_stays_low_across_new_settings() {
+        let mut m = PowerModel::restore(settings(Quorum::All), Status::LowBattery, 0.5);
+        let mut s = settings(Quorum::All);
+        s.low_runtime = 10 * S;
+        m.set_settings(s);
+        assert_eq!(m.status(), Status::LowBattery);
     }
 
     #[test]

@@ -66,9 +66,20 @@ impl Prober {
         r.as_ref().err().map(String::as_str)
     }
 
+    /// Whether a socket of the family of `addr` is open.
+    pub fn can_ping(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(_) => self.v4.is_ok(),
+            IpAddr::V6(_) => self.v6.is_ok(),
+        }
+    }
+
     /// Pings every target at once and waits at most `timeout` for each.
     /// `targets[i]` is the address of sentinel i and its IPv6 scope, or why
-    /// there is none. The outcomes come back in the same order.
+    /// there is none. An address listed more than once (a name and the
+    /// gateway) is pinged once and its outcome shared: datagram ICMP sockets
+    /// cannot tell two pings to one address apart. The outcomes come back in
+    /// the order of `targets`.
     pub async fn ping_all(
         &mut self,
         targets: &[Result<(IpAddr, u32), String>],
@@ -83,37 +94,51 @@ impl Prober {
                 Err(why) => Outcome::Silent(why.clone()),
             })
             .collect();
-        let mut set = JoinSet::new();
+        // Each distinct address once, with the sentinels that share it.
+        let mut distinct: Vec<((IpAddr, u32), Vec<usize>)> = Vec::new();
         for (i, target) in targets.iter().enumerate() {
-            let Ok((addr, scope)) = target else { continue };
+            let Ok(key) = target else { continue };
+            match distinct.iter_mut().find(|(k, _)| k == key) {
+                Some((_, users)) => users.push(i),
+                None => distinct.push((*key, vec![i])),
+            }
+        }
+        let mut set = JoinSet::new();
+        for (n, ((addr, scope), users)) in distinct.iter().enumerate() {
             let client = match (addr, &self.v4, &self.v6) {
                 (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => c.clone(),
                 (IpAddr::V4(_), Err(e), _) | (IpAddr::V6(_), _, Err(e)) => {
-                    outcomes[i] = Outcome::Silent(format!("no ICMP socket: {e}"));
+                    for &i in users {
+                        outcomes[i] = Outcome::Silent(format!("no ICMP socket: {e}"));
+                    }
                     continue;
                 }
             };
-            // A distinct identifier per sentinel, so the same address listed
-            // twice (a name and the gateway) never collides.
-            let ident = PingIdentifier(self.ident_base.wrapping_add(i as u16));
+            let ident = PingIdentifier(self.ident_base.wrapping_add(n as u16));
             let (addr, scope) = (*addr, *scope);
             set.spawn(async move {
                 let mut pinger = client.pinger(addr, ident).await;
                 pinger.timeout(timeout).scope_id(scope);
-                let outcome = match pinger.ping(seq, PAYLOAD).await {
-                    Ok((packet, rtt)) if is_echo_reply(&packet) => Outcome::Answered(rtt),
-                    Ok((packet, _)) => Outcome::Silent(icmp_error_text(&packet)),
-                    Err(surge_ping::SurgeError::Timeout { .. }) => {
+                // The send itself is bounded too: a full send buffer (a stuck
+                // driver) must not hold the round, and with it the watchdog.
+                let outcome = match tokio::time::timeout(timeout, pinger.ping(seq, PAYLOAD)).await {
+                    Ok(Ok((packet, rtt))) if is_echo_reply(&packet) => Outcome::Answered(rtt),
+                    Ok(Ok((packet, _))) => Outcome::Silent(icmp_error_text(&packet)),
+                    Ok(Err(surge_ping::SurgeError::Timeout { .. })) | Err(_) => {
                         Outcome::Silent("no answer".into())
                     }
-                    Err(e) => Outcome::Silent(e.to_string()),
+                    Ok(Err(e)) => Outcome::Silent(e.to_string()),
                 };
-                (i, outcome)
+                (n, outcome)
             });
         }
         while let Some(joined) = set.join_next().await {
-            if let Ok((i, outcome)) = joined {
-                outcomes[i] = outcome;
+            if let Ok((n, outcome)) = joined {
+                if let Some((_, users)) = distinct.get(n) {
+                    for &i in users {
+                        outcomes[i] = outcome.clone();
+                    }
+                }
             }
         }
         outcomes
@@ -187,6 +212,24 @@ pub struct Sentinels {
     reports: Vec<SentinelReport>,
 }
 
+/// The address to ping among what the resolver gave: the last one used while
+/// it is still among them (round-robin answers do not move the sentinel),
+/// else the first of a family that has a socket, else the first.
+pub fn pick_address(
+    addrs: &[IpAddr],
+    last: Option<IpAddr>,
+    usable: impl Fn(IpAddr) -> bool,
+) -> Option<IpAddr> {
+    if let Some(last) = last.filter(|l| addrs.contains(l)) {
+        return Some(last);
+    }
+    addrs
+        .iter()
+        .copied()
+        .find(|a| usable(*a))
+        .or_else(|| addrs.first().copied())
+}
+
 /// How long a background name lookup may take before it is abandoned.
 const LOOKUP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -226,11 +269,24 @@ impl Sentinels {
     /// table; a host name uses the result of the last finished lookup (or
     /// the last good address when it failed) and a new lookup starts for the
     /// next round. A name never resolved yet is waited for, at most `wait`.
-    pub async fn targets(&mut self, wait: Duration) -> Vec<Result<(IpAddr, u32), String>> {
+    pub async fn targets(
+        &mut self,
+        wait: Duration,
+        usable: impl Fn(IpAddr) -> bool + Copy,
+    ) -> Vec<Result<(IpAddr, u32), String>> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::with_capacity(self.specs.len());
         for (spec, lookup) in self.specs.iter().zip(self.lookups.iter_mut()) {
             out.push(match spec {
+                // The interface index of a zone can change (a USB NIC plugged
+                // again): looked up at every round.
+                SentinelSpec::Address {
+                    addr,
+                    zone: Some(zone),
+                    ..
+                } => nix::net::if_::if_nametoindex(zone.as_str())
+                    .map(|index| (*addr, index))
+                    .map_err(|e| format!("no interface {zone}: {e}")),
                 SentinelSpec::Address { addr, scope, .. } => Ok((*addr, *scope)),
                 SentinelSpec::Gateway => match sentinel::read_default_gateway_v4() {
                     Ok(Some(gw)) => Ok((IpAddr::V4(gw), 0)),
@@ -238,7 +294,7 @@ impl Sentinels {
                     Err(e) => Err(format!("cannot read {}: {e}", sentinel::ROUTE_TABLE)),
                 },
                 SentinelSpec::Host(name) => {
-                    lookup.settle(name, deadline).await;
+                    lookup.settle(name, deadline, usable).await;
                     match (lookup.last_good, &lookup.last_error) {
                         (Some(addr), _) => Ok((addr, 0)),
                         (None, Some(e)) => Err(e.clone()),
@@ -289,7 +345,12 @@ impl Sentinels {
 impl Lookup {
     /// Takes the result of a finished lookup, starts the next one, and when
     /// no address was ever known, waits for it until `deadline`.
-    async fn settle(&mut self, name: &str, deadline: tokio::time::Instant) {
+    async fn settle(
+        &mut self,
+        name: &str,
+        deadline: tokio::time::Instant,
+        usable: impl Fn(IpAddr) -> bool,
+    ) {
         if self.last_good.is_none() {
             if self.pending.is_none() {
                 self.start(name);
@@ -297,7 +358,7 @@ impl Lookup {
             if let Some(handle) = self.pending.as_mut() {
                 if let Ok(joined) = tokio::time::timeout_at(deadline, handle).await {
                     self.pending = None;
-                    self.take(name, joined);
+                    self.take(name, joined, &usable);
                 }
             }
         }
@@ -305,7 +366,7 @@ impl Lookup {
             if handle.is_finished() {
                 if let Some(handle) = self.pending.take() {
                     let joined = handle.await;
-                    self.take(name, joined);
+                    self.take(name, joined, &usable);
                 }
             }
         }
@@ -333,12 +394,14 @@ impl Lookup {
         &mut self,
         name: &str,
         joined: Result<io::Result<Vec<SocketAddr>>, tokio::task::JoinError>,
+        usable: impl Fn(IpAddr) -> bool,
     ) {
         let result = match joined {
-            Ok(Ok(addrs)) => addrs
-                .first()
-                .map(|a| a.ip())
-                .ok_or_else(|| format!("{name}: the resolver gave no address")),
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+                pick_address(&addrs, self.last_good, usable)
+                    .ok_or_else(|| format!("{name}: the resolver gave no address"))
+            }
             Ok(Err(e)) => Err(format!("cannot resolve {name}: {e}")),
             Err(e) => Err(format!("cannot resolve {name}: {e}")),
         };
@@ -363,5 +426,42 @@ impl Lookup {
                 self.last_error = Some(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_a_usable_address_and_keeps_it() {
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let v4_only = |ip: IpAddr| ip.is_ipv4();
+        assert_eq!(pick_address(&[v6, a], None, v4_only), Some(a));
+        assert_eq!(pick_address(&[v6, a], None, |_| true), Some(v6));
+        assert_eq!(pick_address(&[a, b], Some(b), v4_only), Some(b));
+        assert_eq!(pick_address(&[a], Some(b), v4_only), Some(a));
+        assert_eq!(pick_address(&[v6], None, v4_only), Some(v6));
+        assert_eq!(pick_address(&[], Some(a), v4_only), None);
+    }
+
+    /// One ping for an address listed twice, against the loopback; a raw
+    /// socket needs root, so this runs where the integration tests run.
+    #[tokio::test]
+    async fn an_address_listed_twice_is_pinged_once_for_both() {
+        let Ok(mut prober) = Prober::open() else {
+            let why = "no ICMP socket here (needs CAP_NET_RAW or ping_group_range)";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("SKIPPED an_address_listed_twice_is_pinged_once_for_both: {why}");
+            return;
+        };
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let targets = vec![Ok((lo, 0)), Err("none".to_string()), Ok((lo, 0))];
+        let out = prober.ping_all(&targets, Duration::from_secs(1)).await;
+        assert!(matches!(out[0], Outcome::Answered(_)), "{out:?}");
+        assert_eq!(out[1], Outcome::Silent("none".into()));
+        assert_eq!(out[0], out[2]);
     }
 }

@@ -37,7 +37,7 @@ cargo test --all-targets --locked
 echo "== packages (packaging/build-deb.sh)"
 packaging/build-deb.sh
 version=$(cargo pkgid | sed -E 's/.*[#@]//')
-deb=target/debian/fakeups_${version}-1_amd64.deb
+deb=target/debian/fakeups_${version}-1_$(dpkg --print-architecture).deb
 
 if [ "$(id -u)" -ne 0 ]; then
     skip_or_fail "end-to-end test" "needs root to boot containers"

@@ -76,6 +76,7 @@ ok "booted $release (${E2E_BOOT_SECONDS:-?}s); default route via $gw"
 
 # ---------------------------------------------------------------- install
 pristine=$(nut_sums)
+in_ct sh -c 'mkdir -p /var/tmp/nut-pristine && cp -p /etc/nut/* /var/tmp/nut-pristine/' >/dev/null
 mark
 in_deb=$(e2e_copy_in "$deb")
 out=$(e2e_exec apt-get install -y "$in_deb" 2>&1) || fail "apt install failed: $out"
@@ -221,15 +222,20 @@ ok "kill -STOP: watchdog timeout (WatchdogSec=$watchdog), running again as pid $
 # ---------------------------------------------------------------- bad reload
 in_ct cp /etc/fakeups/fakeups.toml /var/tmp/fakeups.toml.good >/dev/null
 in_ct sh -c 'printf "[detection]\nquorum = \"most\"\n" >/etc/fakeups/fakeups.toml' >/dev/null
-in_ct systemctl reload fakeups >/dev/null
+# systemctl reload checks the file first and fails, without touching the daemon.
+if out=$(e2e_exec systemctl reload fakeups 2>&1); then fail "systemctl reload succeeded with a broken config"; fi
+in_ct journalctl -u fakeups --no-pager | grep -q "fakeups.toml:2:10: unknown quorum" ||
+    fail "the failed reload does not say why in the journal"
+# A SIGHUP that gets through anyway (logrotate sends one): refused by the daemon.
+in_ct systemctl kill --signal=HUP --kill-whom=main fakeups >/dev/null
 sleep 1
 [[ $(e2e_exec systemctl is-active fakeups) == active ]] || fail "a bad reload stopped the service"
 [[ $(main_pid) == "$new_pid" ]] || fail "a bad reload restarted the daemon"
 in_ct journalctl -u fakeups --no-pager | grep -q "reload refused, keeping the running configuration: /etc/fakeups/fakeups.toml:2:10: unknown quorum" ||
-    fail "no refused reload in the journal"
+    fail "the daemon did not refuse the bad file on SIGHUP"
 [[ $(ups_status fakeups) == OL ]] || fail "not OL after the refused reload"
 in_ct cp /var/tmp/fakeups.toml.good /etc/fakeups/fakeups.toml >/dev/null
-ok "systemctl reload with a broken config: refused with file:line:col, still active, same pid, still OL"
+ok "a broken config: systemctl reload fails saying file:line:col, a SIGHUP is refused by the daemon; still active, same pid, still OL"
 
 # ---------------------------------------------------------------- purge
 out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge failed: $out"
@@ -253,5 +259,23 @@ out=$(e2e_exec apt-get remove -y fakeups 2>&1) || fail "apt remove failed: $out"
 out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge after remove failed: $out"
 [[ $(nut_sums) == "$configured" ]] || fail "purge touched a NUT fakeups did not configure"
 ok "over a configured NUT: nothing changed, the snippets printed; remove, then purge, leave it alone"
+
+# ---------------------------------------------------------------- edited NUT file
+# Back to a pristine NUT; after the install the admin edits upsd.conf: purge
+# restores the other files and leaves that one, keeping its original aside.
+in_ct sh -c 'cp -p /var/tmp/nut-pristine/* /etc/nut/' >/dev/null
+[[ $(nut_sums) == "$pristine" ]] || fail "could not put NUT back as shipped"
+out=$(e2e_exec apt-get install -y "$in_deb" 2>&1) || fail "install failed: $out"
+grep -q "fakeups: configured NUT" <<<"$out" || fail "NUT not configured the second time: $out"
+in_ct sh -c 'echo "# tuned by the admin" >>/etc/nut/upsd.conf' >/dev/null
+out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge failed: $out"
+grep -q "/etc/nut/upsd.conf was changed after fakeups set it up" <<<"$out" || fail "purge did not say it kept upsd.conf: $out"
+in_ct grep -q "# tuned by the admin" /etc/nut/upsd.conf >/dev/null
+e2e_exec cmp /etc/nut/upsd.conf.fakeups-orig /var/tmp/nut-pristine/upsd.conf ||
+    fail "upsd.conf.fakeups-orig is not the original"
+for f in nut.conf ups.conf upsd.users; do
+    e2e_exec cmp "/etc/nut/$f" "/var/tmp/nut-pristine/$f" || fail "$f was not restored"
+done
+ok "an edited NUT file survives purge, its original kept as upsd.conf.fakeups-orig; the others restored"
 
 echo "e2e[$release] PASS in $(e2e_elapsed "$t0" "$(e2e_now)")s (deb $(stat -c %s "$deb") bytes)"
