@@ -249,7 +249,7 @@ impl Daemon {
         watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = rounds.tick() => self.round().await,
+                tick = rounds.tick() => self.round(tick.into_std()).await,
                 _ = watchdog.tick(), if watchdog_period.is_some() => self.notifier.watchdog(),
                 Some(command) = commands.recv() => self.command(command),
                 Ok(()) = nut.changed() => {
@@ -450,9 +450,10 @@ impl Daemon {
             .join(", ")
     }
 
-    /// One round: ping, decide, publish.
-    async fn round(&mut self) {
-        let started = Instant::now();
+    /// One round: ping, decide, publish. `started` is the time the round was
+    /// due, so rounds are exactly an interval apart for the decision, and the
+    /// scheduling delay of a busy machine cannot add a round to a window.
+    async fn round(&mut self, started: Instant) {
         let timeout = self.config.detection.timeout;
         let prober = &self.prober;
         let targets = self

@@ -73,7 +73,7 @@ pub fn render(p: &Published, id: &Identity) -> String {
 pub struct DataFile {
     path: PathBuf,
     identity: Identity,
-    last: Option<String>,
+    last: Option<Published>,
 }
 
 impl DataFile {
@@ -92,12 +92,12 @@ impl DataFile {
     /// Writes `p` if it differs from what was last written; returns whether
     /// it wrote.
     pub fn publish(&mut self, p: &Published) -> Result<bool, WriteError> {
-        let text = render(p, &self.identity);
-        if self.last.as_deref() == Some(text.as_str()) {
+        if self.last.as_ref() == Some(p) {
             return Ok(false);
         }
+        let text = render(p, &self.identity);
         write_atomically(&self.path, text.as_bytes(), 0o644)?;
-        self.last = Some(text);
+        self.last = Some(*p);
         Ok(true)
     }
 

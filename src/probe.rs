@@ -15,6 +15,9 @@ use crate::logging;
 use crate::sentinel::{self, SentinelSpec};
 
 const PAYLOAD: &[u8] = b"fakeups sentinel";
+/// Pings sent at once, before a pause of `SEND_BATCH_GAP`.
+const SEND_BATCH: usize = 64;
+const SEND_BATCH_GAP: Duration = Duration::from_millis(1);
 
 /// How a sentinel did in one round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +35,17 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Opens a raw ICMP socket per family (datagram ICMP if raw is not
-    /// allowed). Fails only when neither family can be opened. Must run
-    /// inside the tokio runtime.
+    /// Opens an ICMP socket per family: a datagram ICMP socket where
+    /// net.ipv4.ping_group_range allows it (systemd's default allows every
+    /// group), which the kernel hands only the replies to its own pings; else
+    /// a raw one (CAP_NET_RAW), which sees every ICMP packet of the machine.
+    /// Fails only when neither family can be opened. Must run inside the
+    /// tokio runtime.
     pub fn open() -> Result<Prober, String> {
         let open = |kind: ICMP| {
             let config = PingConfig::builder()
                 .kind(kind)
-                .sock_type_hint(socket2::Type::RAW)
+                .sock_type_hint(socket2::Type::DGRAM)
                 .build();
             Client::new(&config).map_err(|e| first_line(&e))
         };
@@ -116,7 +122,14 @@ impl Prober {
             };
             let ident = PingIdentifier(self.ident_base.wrapping_add(n as u16));
             let (addr, scope) = (*addr, *scope);
+            // Sent in batches a millisecond apart, so that the replies to the
+            // first are read before the socket's receive buffer overflows
+            // (with hundreds of sentinels on a fast link it would).
+            let stagger = SEND_BATCH_GAP * (n / SEND_BATCH) as u32;
             set.spawn(async move {
+                if !stagger.is_zero() {
+                    tokio::time::sleep(stagger).await;
+                }
                 let mut pinger = client.pinger(addr, ident).await;
                 pinger.timeout(timeout).scope_id(scope);
                 // The send itself is bounded too: a full send buffer (a stuck
