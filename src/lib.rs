@@ -19,6 +19,7 @@ pub mod nut_view;
 pub mod power;
 pub mod privileges;
 pub mod probe;
+pub mod round_timer;
 pub mod sentinel;
 pub mod state;
 pub mod systemd;

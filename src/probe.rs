@@ -18,6 +18,8 @@ const PAYLOAD: &[u8] = b"fakeups sentinel";
 /// Pings sent at once, before a pause of `SEND_BATCH_GAP`.
 const SEND_BATCH: usize = 64;
 const SEND_BATCH_GAP: Duration = Duration::from_millis(1);
+/// How late a pause between batches may end, for the round's deadline.
+const SEND_SLACK: Duration = Duration::from_millis(1);
 
 /// How a sentinel did in one round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +112,18 @@ impl Prober {
             }
         }
         let mut set = JoinSet::new();
+        // One deadline for the whole round bounds everything, the sends
+        // included (a full send buffer must not hold the round, and with it
+        // the watchdog). Each ping's own timer is set later than that, so
+        // that arming it never has to wake the timer driver: one timer and
+        // no wake-up a round instead of one per ping (measured: two eventfd
+        // writes per ping otherwise).
+        let batches = distinct.len().div_ceil(SEND_BATCH) as u32;
+        // The last batch goes out after the pauses (a little later on a busy
+        // machine: the slack), and waits `timeout` like the others.
+        let deadline = tokio::time::Instant::now()
+            + (SEND_BATCH_GAP + SEND_SLACK) * batches.saturating_sub(1)
+            + timeout;
         for (n, ((addr, scope), users)) in distinct.iter().enumerate() {
             let client = match (addr, &self.v4, &self.v6) {
                 (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => c.clone(),
@@ -124,36 +138,40 @@ impl Prober {
             let (addr, scope) = (*addr, *scope);
             // Sent in batches a millisecond apart, so that the replies to the
             // first are read before the socket's receive buffer overflows
-            // (with hundreds of sentinels on a fast link it would).
-            let stagger = SEND_BATCH_GAP * (n / SEND_BATCH) as u32;
+            // (with hundreds of sentinels on a fast link it would). The pause
+            // is taken here, between batches, so a late wake-up never lets
+            // several batches go at once.
+            if n > 0 && n % SEND_BATCH == 0 {
+                tokio::time::sleep(SEND_BATCH_GAP).await;
+            }
             set.spawn(async move {
-                if !stagger.is_zero() {
-                    tokio::time::sleep(stagger).await;
-                }
                 let mut pinger = client.pinger(addr, ident).await;
-                pinger.timeout(timeout).scope_id(scope);
-                // The send itself is bounded too: a full send buffer (a stuck
-                // driver) must not hold the round, and with it the watchdog.
-                let outcome = match tokio::time::timeout(timeout, pinger.ping(seq, PAYLOAD)).await {
-                    Ok(Ok((packet, rtt))) if is_echo_reply(&packet) => Outcome::Answered(rtt),
-                    Ok(Ok((packet, _))) => Outcome::Silent(icmp_error_text(&packet)),
-                    Ok(Err(surge_ping::SurgeError::Timeout { .. })) | Err(_) => {
+                pinger.timeout(timeout * 2).scope_id(scope);
+                let outcome = match pinger.ping(seq, PAYLOAD).await {
+                    Ok((packet, rtt)) if is_echo_reply(&packet) => Outcome::Answered(rtt),
+                    Ok((packet, _)) => Outcome::Silent(icmp_error_text(&packet)),
+                    Err(surge_ping::SurgeError::Timeout { .. }) => {
                         Outcome::Silent("no answer".into())
                     }
-                    Ok(Err(e)) => Outcome::Silent(e.to_string()),
+                    Err(e) => Outcome::Silent(e.to_string()),
                 };
                 (n, outcome)
             });
         }
-        while let Some(joined) = set.join_next().await {
-            if let Ok((n, outcome)) = joined {
-                if let Some((_, users)) = distinct.get(n) {
-                    for &i in users {
-                        outcomes[i] = outcome.clone();
+        let collect = async {
+            while let Some(joined) = set.join_next().await {
+                if let Ok((n, outcome)) = joined {
+                    if let Some((_, users)) = distinct.get(n) {
+                        for &i in users {
+                            outcomes[i] = outcome.clone();
+                        }
                     }
                 }
             }
-        }
+        };
+        // Pings still out at the deadline stay "no answer"; dropping the set
+        // cancels them.
+        let _ = tokio::time::timeout_at(deadline, collect).await;
         outcomes
     }
 }
