@@ -13,21 +13,8 @@ set -euo pipefail
 mode="${1:-build}"
 case "$mode" in build|test) ;; *) echo "usage: $0 build|test" >&2; exit 2 ;; esac
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-    local missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        echo "installing: ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-    fi
-}
+# shellcheck source=packaging/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 apt_install ca-certificates curl gcc libc6-dev pkg-config
 

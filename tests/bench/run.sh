@@ -30,17 +30,8 @@ for a in "$@"; do
 done
 
 # ---------------------------------------------------------------- tools
-apt_install() {
-    local missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        echo "installing: ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-    fi
-}
+# shellcheck source=packaging/apt.sh
+. packaging/apt.sh
 apt_install iputils-ping nut-server nut-client iproute2 iptables linux-perf python3 binutils
 if ! command -v cargo >/dev/null 2>&1; then export PATH="$HOME/.cargo/bin:$PATH"; fi
 
