@@ -24,29 +24,38 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # ------------------------------------------------------------------ cleanup
 
 class Cleanup:
-    """Undo actions, run in reverse order; each is also in the ledger."""
+    """Undo actions, run in reverse order; each is also in the ledger.
+    Stages run in threads (the latency stage measures fakeups and the
+    baseline at once), so the stack is only touched under a lock: an index
+    handed out by push() always names the caller's own action."""
 
     def __init__(self):
         self.stack = []
+        self.lock = threading.Lock()
         self.ledger = os.environ.get("BENCH_LEDGER")
 
     def push(self, shell, action=None):
         """`shell` undoes it from run.sh; `action` (default: run `shell`) from here."""
-        self.stack.append((shell, action))
-        if self.ledger:
-            with open(self.ledger, "a") as f:
-                f.write(shell + "\n")
-        return len(self.stack) - 1
+        with self.lock:
+            self.stack.append((shell, action))
+            if self.ledger:
+                with open(self.ledger, "a") as f:
+                    f.write(shell + "\n")
+            return len(self.stack) - 1
 
     def run(self, index):
         """Runs one undo action now (e.g. a stage is done with its namespace)."""
-        shell, action = self.stack[index]
-        self.stack[index] = (None, None)
+        with self.lock:
+            shell, action = self.stack[index]
+            self.stack[index] = (None, None)
         self._do(shell, action)
 
     def run_all(self):
-        while self.stack:
-            shell, action = self.stack.pop()
+        while True:
+            with self.lock:
+                if not self.stack:
+                    break
+                shell, action = self.stack.pop()
             self._do(shell, action)
         if self.ledger:
             open(self.ledger, "w").close()
