@@ -13,6 +13,10 @@ use crate::nut_client::{NutConnection, NutError};
 
 /// How often upsd is asked.
 pub const POLL_PERIOD: Duration = Duration::from_secs(3);
+/// How often upsd is asked after the start until it first serves every
+/// name: right after an install or a boot NUT comes up a moment after
+/// fakeups, and `systemctl status` should not show it missing for long.
+pub const STARTUP_POLL_PERIOD: Duration = Duration::from_secs(1);
 /// How long each exchange with upsd may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long upsd may serve another status than the one written (the driver
@@ -40,23 +44,45 @@ pub struct UpsState {
     pub clients: Vec<String>,
 }
 
-/// Starts asking `upsd` about `names` every `POLL_PERIOD`; each look goes to `tx`.
+/// Starts asking `upsd` about `names` at once and then every `POLL_PERIOD`
+/// (`STARTUP_POLL_PERIOD` until NUT is first seen serving); each look goes
+/// to `tx`.
 pub fn spawn(
     upsd: String,
     names: Vec<String>,
     tx: watch::Sender<Option<Snapshot>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POLL_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let started = Instant::now();
+        let mut served = false;
         loop {
-            tick.tick().await;
+            let asked = tokio::time::Instant::now();
             let snapshot = look(&upsd, &names).await;
+            served = served || snapshot.serves_every_name();
             if tx.send(Some(snapshot)).is_err() {
                 return;
             }
+            let period = poll_period(served, started.elapsed());
+            tokio::time::sleep_until(asked + period).await;
         }
     })
+}
+
+/// The pause before the next look: short while NUT has not yet been seen
+/// serving every name during the startup grace, `POLL_PERIOD` after that.
+pub fn poll_period(served_once: bool, since_start: Duration) -> Duration {
+    if served_once || since_start >= STARTUP_GRACE {
+        POLL_PERIOD
+    } else {
+        STARTUP_POLL_PERIOD
+    }
+}
+
+impl Snapshot {
+    /// upsd answered and served a status for every name.
+    pub fn serves_every_name(&self) -> bool {
+        self.error.is_none() && self.ups.iter().all(|u| u.status.is_ok())
+    }
 }
 
 /// Asks upsd once, over one connection.
@@ -354,11 +380,23 @@ mod tests {
         );
         assert_eq!(h.problem("ups"), Some("unknown UPS name"));
     }
-}
 
-#[cfg(test)]
-mod startup_tests {
-    use super::*;
+    #[test]
+    fn asks_every_second_until_nut_first_serves_then_every_three() {
+        assert_eq!(poll_period(false, Duration::ZERO), STARTUP_POLL_PERIOD);
+        assert_eq!(poll_period(false, STARTUP_GRACE / 2), STARTUP_POLL_PERIOD);
+        assert_eq!(poll_period(true, Duration::from_secs(2)), POLL_PERIOD);
+        // NUT never came up: back to the normal pace once the grace is over.
+        assert_eq!(poll_period(false, STARTUP_GRACE), POLL_PERIOD);
+        assert!(snap(&[Ok("OL"), Ok("OL"), Ok("OL")]).serves_every_name());
+        assert!(!snap(&[Ok("OL"), Err("driver not connected"), Ok("OL")]).serves_every_name());
+        let down = Snapshot {
+            checked: Local::now(),
+            error: Some("connection refused".into()),
+            ups: vec![],
+        };
+        assert!(!down.serves_every_name());
+    }
 
     #[test]
     fn upsd_starting_after_fakeups_is_not_warned_about() {
