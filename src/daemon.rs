@@ -111,11 +111,7 @@ async fn run(config_path: PathBuf, config: Config) -> ExitCode {
     };
     let mut daemon = Daemon::new(config_path, config, prober);
     let (commands_tx, commands) = mpsc::channel(16);
-    match ControlServer::bind(
-        &daemon.config.control.socket,
-        commands_tx.clone(),
-        daemon.reports.subscribe(),
-    ) {
+    match daemon.bind_control(&daemon.config.control.socket, &commands_tx) {
         Ok(server) => daemon.control = Some(server),
         Err(e) => {
             logging::error(&format!("control socket: {e}"));
@@ -815,20 +811,26 @@ impl Daemon {
         (retime, new_nut)
     }
 
+    /// A control socket at `path` that sends commands to `commands` and
+    /// answers status from this daemon's reports.
+    fn bind_control(
+        &self,
+        path: &Path,
+        commands: &mpsc::Sender<Command>,
+    ) -> Result<ControlServer, String> {
+        ControlServer::bind(path, commands.clone(), self.reports.subscribe())
+    }
+
     /// Moves the control socket to the configured path; on failure the old
     /// one stays and the configuration keeps naming it.
     fn rebind(&mut self, commands: &mpsc::Sender<Command>, old: &Path) {
         self.control = None;
-        match ControlServer::bind(
-            &self.config.control.socket,
-            commands.clone(),
-            self.reports.subscribe(),
-        ) {
+        match self.bind_control(&self.config.control.socket, commands) {
             Ok(server) => self.control = Some(server),
             Err(e) => {
                 logging::error(&format!("control socket: {e}; keeping {}", old.display()));
                 self.config.control.socket = old.to_path_buf();
-                match ControlServer::bind(old, commands.clone(), self.reports.subscribe()) {
+                match self.bind_control(old, commands) {
                     Ok(server) => self.control = Some(server),
                     Err(e) => logging::error(&format!("control socket: {e}")),
                 }
