@@ -40,8 +40,7 @@ fn pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob() {
     let ns = NetNs::new();
     let dir = workdir();
     let cfg = TestConfig::new(&[ns.peer_ip()]);
-    let daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let daemon = Daemon::start_ready(dir.path(), &cfg);
     let nut = Nut::start(&daemon.data_file(), &["fakeups"]);
     let mut watch = StatusWatch::new(&nut, "fakeups");
     assert!(watch.until("OL", 5 * SEC).is_some());
@@ -118,8 +117,7 @@ fn a_pause_for_2s_expires_by_itself() {
     let ns = NetNs::new();
     let dir = workdir();
     let cfg = TestConfig::new(&[ns.peer_ip()]);
-    let daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let daemon = Daemon::start_ready(dir.path(), &cfg);
     let file = DataWatch::start(daemon.data_file());
     let out = daemon.ctl(&["pause", "--for", "2s"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -154,8 +152,7 @@ fn a_pause_survives_a_daemon_restart() {
     let ns = NetNs::new();
     let dir = workdir();
     let cfg = TestConfig::new(&[ns.peer_ip()]);
-    let mut daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     let out = daemon.ctl(&["pause", "--until-resumed", "--reason", "switch swap"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let before = status_json(&daemon.socket())["pause"].clone();
@@ -190,8 +187,7 @@ fn only_root_or_group_fakeups_may_pause_but_anyone_reads_status() {
     common::ensure_fakeups_group();
     let dir = workdir();
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
-    let daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let daemon = Daemon::start_ready(dir.path(), &cfg);
     let sock = daemon.socket();
 
     for args in [&["pause"][..], &["pause", "--for", "1h"], &["resume"]] {
@@ -265,8 +261,7 @@ fn status_shows_what_upsd_serves_and_its_problems() {
     let port = port_holder.local_addr().unwrap().port();
     drop(port_holder);
     cfg.upsd = format!("127.0.0.1:{port}");
-    let daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let daemon = Daemon::start_ready(dir.path(), &cfg);
     let mut nut = Nut::start_on(&daemon.data_file(), &["fakeups", "qnapups"], port);
 
     let _client = nut_login(&nut, "admin", "123456", "qnapups");
@@ -374,8 +369,7 @@ fn bad_clients_get_an_error_or_a_closed_connection_and_never_stop_the_daemon() {
     );
     let dir = workdir();
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
-    let mut daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     let sock = daemon.socket();
 
     // A client that connects and says nothing holds no one up.
@@ -475,8 +469,7 @@ fn fakeupsctl_errors_are_one_line_with_their_exit_status() {
     );
 
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
-    let mut daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     // A daemon that does not answer in time.
     daemon.signal(Signal::SIGSTOP);
     let out = ctl_as(&daemon.socket(), &["--timeout", "1s", "status"], None);

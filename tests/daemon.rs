@@ -31,8 +31,7 @@ fn outage_goes_ob_then_lb_then_ol_through_upsd() {
     let ns = NetNs::new();
     let dir = workdir();
     let cfg = TestConfig::new(&[ns.peer_ip()]);
-    let mut daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     assert_eq!(daemon.data()["ups.status"], "OL");
     // Root starts it: it keeps CAP_NET_RAW (bit 13) and nothing else.
     assert_eq!(cap_eff(daemon.pid()), "0000000000002000");
@@ -113,8 +112,7 @@ fn quorum_all_holds_with_one_of_two_and_any_goes_ob_after_reload() {
     let (a, b) = (NetNs::new(), NetNs::new());
     let dir = workdir();
     let mut cfg = TestConfig::new(&[a.peer_ip(), b.peer_ip()]);
-    let mut daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     let nut = Nut::start(&daemon.data_file(), &["fakeups"]);
     let mut watch = StatusWatch::new(&nut, "fakeups");
     assert!(watch.until("OL", 5 * SEC).is_some());
@@ -181,8 +179,7 @@ fn restart_after_kill_9_on_battery_keeps_charge_and_status() {
     let mut cfg = TestConfig::new(&[ns.peer_ip()]);
     cfg.runtime = "60s";
     cfg.low_runtime = "10s";
-    let mut daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     let nut = Nut::start(&daemon.data_file(), &["fakeups"]);
     let mut watch = StatusWatch::new(&nut, "fakeups");
     assert!(watch.until("OL", 5 * SEC).is_some());
@@ -242,15 +239,19 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
     let path = dir.path().join("fakeups.toml");
     fs::write(&path, cfg.render(dir.path())).unwrap();
+    // The daemon as systemd starts it, with a watchdog of 400 ms.
+    let start = |notify: &common::NotifySocket| {
+        std::process::Command::new(common::FAKEUPS)
+            .arg("--config")
+            .arg(&path)
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "400000")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     let notify = common::NotifySocket::bind(dir.path());
-    let mut child = std::process::Command::new(common::FAKEUPS)
-        .arg("--config")
-        .arg(&path)
-        .env("NOTIFY_SOCKET", &notify.path)
-        .env("WATCHDOG_USEC", "400000")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start(&notify);
     let ready = notify.wait_line("READY=1", 0, 10 * SEC);
     let data = common::read_data_file(&dir.path().join("lib/fakeups.dev"));
     let _ = child.kill();
@@ -262,14 +263,7 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
 
     // A new run to count watchdog pings over 2 s: one per 200 ms.
     let notify2 = common::NotifySocket::bind(&dir.path().join("lib"));
-    let mut child = std::process::Command::new(common::FAKEUPS)
-        .arg("--config")
-        .arg(&path)
-        .env("NOTIFY_SOCKET", &notify2.path)
-        .env("WATCHDOG_USEC", "400000")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start(&notify2);
     notify2.wait_line("READY=1", 0, 10 * SEC).expect("READY=1");
     let n0 = notify2.count_lines("WATCHDOG=1");
     std::thread::sleep(2 * SEC);
@@ -337,8 +331,7 @@ fn pings_ipv6_ipv4_and_names() {
     require!(common::root_and_netns(), "pings_ipv6_ipv4_and_names");
     let dir = workdir();
     let cfg = TestConfig::new(&["::1".into(), "127.0.0.1".into(), "localhost".into()]);
-    let daemon = Daemon::start(dir.path(), &cfg.render(dir.path()));
-    daemon.wait_ready();
+    let daemon = Daemon::start_ready(dir.path(), &cfg);
     std::thread::sleep(Duration::from_millis(500));
     let log = daemon.log();
     for name in ["::1", "127.0.0.1", "localhost"] {

@@ -678,9 +678,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Writes `config` to DIR/fakeups.toml and starts the daemon on it.
-    pub fn start(dir: &Path, config: &str) -> Daemon {
-        Daemon::start_with(dir, config, &[])
+    /// Writes `cfg` to DIR/fakeups.toml, starts the daemon on it and waits
+    /// for READY=1.
+    pub fn start_ready(dir: &Path, cfg: &TestConfig) -> Daemon {
+        let daemon = Daemon::start_with(dir, &cfg.render(dir), &[]);
+        daemon.wait_ready();
+        daemon
     }
 
     /// The same, run through `prefix` (e.g. `ip netns exec NS`).
