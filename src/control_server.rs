@@ -271,8 +271,22 @@ async fn answer(
             );
         }
     };
-    let by = peer.name();
-    if !peer.may_control(control_gid()) {
+    // The user and group databases may be sssd or LDAP: looked up off the
+    // daemon's thread, which also runs the rounds and the watchdog.
+    let lookup = {
+        let peer = peer.clone();
+        tokio::task::spawn_blocking(move || (peer.name(), control_gid()))
+    };
+    let (by, group) = match lookup.await {
+        Ok(found) => found,
+        Err(e) => {
+            return Response::error(
+                ErrorKind::Failed,
+                format!("cannot look up the caller (uid {}): {e}", peer.uid),
+            );
+        }
+    };
+    if !peer.may_control(group) {
         logging::event(
             logging::Level::Notice,
             &format!(
