@@ -318,7 +318,7 @@ impl Sentinels {
                 } => nix::net::if_::if_nametoindex(zone.as_str())
                     .map(|index| (*addr, index))
                     .map_err(|e| format!("no interface {zone}: {e}")),
-                SentinelSpec::Address { addr, scope, .. } => Ok((*addr, *scope)),
+                SentinelSpec::Address { addr, zone: None } => Ok((*addr, 0)),
                 SentinelSpec::Gateway => match sentinel::read_default_gateway_v4() {
                     Ok(Some(gw)) => Ok((IpAddr::V4(gw), 0)),
                     Ok(None) => Err("no IPv4 default route".to_string()),

@@ -16,13 +16,10 @@ pub const GATEWAY: &str = "gateway";
 pub enum SentinelSpec {
     /// The router of the IPv4 default route, read from /proc/net/route at each round.
     Gateway,
-    /// A literal address; `scope` is the interface index of a link-local IPv6
-    /// address written as `fe80::1%eth0` (0 when none).
-    Address {
-        addr: IpAddr,
-        scope: u32,
-        zone: Option<String>,
-    },
+    /// A literal address; `zone` is the interface of a link-local IPv6
+    /// address written as `fe80::1%eth0`, whose index is looked up at each
+    /// round (it changes when a USB network card is plugged in again).
+    Address { addr: IpAddr, zone: Option<String> },
     /// A host name, resolved with the system resolver.
     Host(String),
 }
@@ -58,20 +55,16 @@ impl FromStr for SentinelSpec {
             if addr.is_ipv4() {
                 return Err(SentinelError::ZoneOnIpv4(text.to_string()));
             }
-            let scope = nix::net::if_::if_nametoindex(zone)
+            // Checked here so that an unknown interface is a config error.
+            nix::net::if_::if_nametoindex(zone)
                 .map_err(|_| SentinelError::UnknownZone(text.to_string(), zone.to_string()))?;
             return Ok(SentinelSpec::Address {
                 addr,
-                scope,
                 zone: Some(zone.to_string()),
             });
         }
         if let Ok(addr) = text.parse::<IpAddr>() {
-            return Ok(SentinelSpec::Address {
-                addr,
-                scope: 0,
-                zone: None,
-            });
+            return Ok(SentinelSpec::Address { addr, zone: None });
         }
         if is_host_name(text) {
             return Ok(SentinelSpec::Host(text.to_ascii_lowercase()));
@@ -80,14 +73,7 @@ impl FromStr for SentinelSpec {
     }
 }
 
-impl TryFrom<String> for SentinelSpec {
-    type Error = SentinelError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
-/// Parsed inside the deserializer (not through TryFrom) so that a bad entry
+/// Parsed inside the deserializer (not as a String first) so that a bad entry
 /// is reported at its own place in the file, not at the start of the list.
 impl<'de> Deserialize<'de> for SentinelSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -208,7 +194,6 @@ mod tests {
             "192.168.1.1".parse(),
             Ok(SentinelSpec::Address {
                 addr: "192.168.1.1".parse().unwrap(),
-                scope: 0,
                 zone: None
             })
         );
