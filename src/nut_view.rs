@@ -88,39 +88,27 @@ impl Snapshot {
 /// Asks upsd once, over one connection.
 pub async fn look(upsd: &str, names: &[String]) -> Snapshot {
     let checked = Local::now();
+    // upsd could not be asked (as opposed to refusing one name).
+    let failed = |e: NutError| Snapshot {
+        checked,
+        error: Some(e.to_string()),
+        ups: vec![],
+    };
     let mut conn = match NutConnection::connect(upsd, EXCHANGE_TIMEOUT).await {
         Ok(c) => c,
-        Err(e) => {
-            return Snapshot {
-                checked,
-                error: Some(e.to_string()),
-                ups: vec![],
-            };
-        }
+        Err(e) => return failed(e),
     };
     let mut ups = Vec::with_capacity(names.len());
     for name in names {
         let status = match conn.get_var(name, "ups.status").await {
             Ok(s) => Ok(s),
             Err(e @ NutError::Refused(_)) => Err(e.to_string()),
-            Err(e) => {
-                return Snapshot {
-                    checked,
-                    error: Some(e.to_string()),
-                    ups: vec![],
-                };
-            }
+            Err(e) => return failed(e),
         };
         let clients = match conn.list_clients(name).await {
             Ok(c) => c,
             Err(NutError::Refused(_)) => vec![],
-            Err(e) => {
-                return Snapshot {
-                    checked,
-                    error: Some(e.to_string()),
-                    ups: vec![],
-                };
-            }
+            Err(e) => return failed(e),
         };
         ups.push(UpsState {
             name: name.clone(),
@@ -185,22 +173,23 @@ impl Health {
         let in_grace = !self.was_up && now.saturating_duration_since(self.started) < STARTUP_GRACE;
         let mut all_served = true;
         for name in names {
-            let problem = match &snap.error {
-                Some(e) => Some(e.clone()),
+            // A mismatch may be the driver's next poll still to come.
+            let (problem, is_mismatch) = match &snap.error {
+                Some(e) => (Some(e.clone()), false),
                 None => match snap.ups.iter().find(|u| &u.name == name) {
-                    None => Some("not asked".to_string()),
+                    None => (Some("not asked".to_string()), false),
                     Some(u) => match &u.status {
-                        Err(e) => Some(e.clone()),
-                        Ok(served) if served == written => None,
-                        Ok(served) => {
-                            Some(format!("serves {served} while fakeups wrote {written}"))
-                        }
+                        Err(e) => (Some(e.clone()), false),
+                        Ok(served) if served == written => (None, false),
+                        Ok(served) => (
+                            Some(format!("serves {served} while fakeups wrote {written}")),
+                            true,
+                        ),
                     },
                 },
             };
             all_served &= problem.is_none();
             let ep = self.names.entry(name.clone()).or_default();
-            let is_mismatch = problem.as_deref().is_some_and(|p| p.starts_with("serves "));
             if is_mismatch {
                 let since = *ep.mismatch_since.get_or_insert(now);
                 if now.saturating_duration_since(since) < MISMATCH_GRACE {
