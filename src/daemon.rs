@@ -776,8 +776,9 @@ impl Daemon {
                 }
                 self.model.set_settings(PowerSettings::from_config(&new));
                 if new.nut.data_file != self.config.nut.data_file {
-                    self.data =
-                        DataFile::new(new.nut.data_file.clone(), Identity::of_this_machine());
+                    self.data.move_to(new.nut.data_file.clone());
+                    // The new place gets its own check that user nut can read it.
+                    self.data_checked = false;
                 }
                 if new.state_directory != self.config.state_directory {
                     self.store = StateStore::new(&new.state_directory);

@@ -101,6 +101,13 @@ impl DataFile {
         Ok(true)
     }
 
+    /// Writes to `path` from now on (a reload changed `nut.data-file`); the
+    /// next publish writes in any case.
+    pub fn move_to(&mut self, path: PathBuf) {
+        self.path = path;
+        self.last = None;
+    }
+
     /// Forgets what was written, so the next publish writes in any case.
     pub fn invalidate(&mut self) {
         self.last = None;
