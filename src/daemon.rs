@@ -665,14 +665,18 @@ impl Daemon {
         }
     }
 
-    /// Saves the state when what it holds changed (or always with `force`).
     /// Saves the state when what it holds changed, at every round on battery
     /// (so that a restart measures its down time from the last round), or
     /// always with `force`.
     fn save_state(&mut self, force: bool) {
         let p = self.model.published();
-        let key = (p.status, p.runtime, self.pause.clone());
-        if !force && !p.status.on_battery() && self.last_saved.as_ref() == Some(&key) {
+        let unchanged = self
+            .last_saved
+            .as_ref()
+            .is_some_and(|(status, runtime, pause)| {
+                *status == p.status && *runtime == p.runtime && *pause == self.pause
+            });
+        if !force && !p.status.on_battery() && unchanged {
             return;
         }
         let saved = SavedState::new(
@@ -684,7 +688,7 @@ impl Daemon {
         );
         match self.store.save(&saved) {
             Ok(()) => {
-                self.last_saved = Some(key);
+                self.last_saved = Some((p.status, p.runtime, saved.pause));
                 if self.state_error.take().is_some() {
                     logging::info(&format!(
                         "state saved again to {}",

@@ -49,10 +49,7 @@ impl Moment {
     pub fn now() -> Moment {
         Moment {
             wall: Local::now(),
-            boot_id: std::fs::read_to_string(BOOT_ID)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty()),
+            boot_id: this_boot_id().clone(),
             since_boot: nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
                 .ok()
                 .map(Duration::from),
@@ -62,6 +59,18 @@ impl Moment {
 
 /// The kernel's id of the current boot.
 pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The id of the current boot, read once: it cannot change while the
+/// process runs, and on battery the state is saved at every round.
+fn this_boot_id() -> &'static Option<String> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string(BOOT_ID)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedState {
