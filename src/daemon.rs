@@ -330,9 +330,7 @@ impl Daemon {
             }
         }
         self.nut_last = Some(snapshot);
-        let status = self.status_line();
-        self.notifier.status(&status);
-        self.send_report();
+        self.announce();
     }
 
     /// Carries out a pause or resume from the control socket, unless the
@@ -574,9 +572,7 @@ impl Daemon {
             }
         }
         self.save_state(false);
-        let status = self.status_line();
-        self.notifier.status(&status);
-        self.send_report();
+        self.announce();
     }
 
     /// READY=1, once: after the first round, when the data file is written.
@@ -595,8 +591,22 @@ impl Daemon {
         self.reports.send_replace(Arc::new(self.report()));
     }
 
+    /// The status line to systemd (STATUS=) and the report to status
+    /// clients, from one rendering of the line.
+    fn announce(&mut self) {
+        let status = self.status_line();
+        self.notifier.status(&status);
+        self.reports
+            .send_replace(Arc::new(self.report_with(status)));
+    }
+
     /// Everything `fakeupsctl status` shows.
     pub fn report(&self) -> StatusReport {
+        self.report_with(self.status_line())
+    }
+
+    /// The same, with the status line already rendered.
+    fn report_with(&self, summary: String) -> StatusReport {
         let p = self.model.published();
         let now = Instant::now();
         let d = &self.config.detection;
@@ -637,7 +647,7 @@ impl Daemon {
             },
             status: p.status.as_nut().to_string(),
             status_since: self.status_since,
-            summary: self.status_line(),
+            summary,
             battery: BatteryReport {
                 charge: p.charge,
                 runtime: p.runtime,
