@@ -384,6 +384,11 @@ pub fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// The same for a whole number of seconds (what people are shown).
+pub fn fmt_secs(secs: u64) -> String {
+    fmt_duration(Duration::from_secs(secs))
+}
+
 /// 1-based line and column (in characters) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());

@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 use crate::cli::{CtlArgs, CtlCommand};
 use clap::CommandFactory;
 
-use crate::config::{Config, fmt_duration};
+use crate::config::{Config, fmt_duration, fmt_secs};
 use crate::control::{
     self, ErrorKind, PROTOCOL_VERSION, Request, RequestFrame, Response, ResponseFrame, StatusReport,
 };
@@ -210,7 +210,7 @@ fn connect_failure(socket: &Path, e: &io::Error) -> Failure {
 
 fn ago(then: DateTime<Local>, now: DateTime<Local>) -> String {
     let secs = (now - then).num_seconds().max(0) as u64;
-    format!("{} ago", fmt_duration(Duration::from_secs(secs)))
+    format!("{} ago", fmt_secs(secs))
 }
 
 fn clock(t: DateTime<Local>) -> String {
@@ -220,7 +220,7 @@ fn clock(t: DateTime<Local>) -> String {
 /// The status for a person.
 pub fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
     let mut o = String::new();
-    let secs = |ms: u64| fmt_duration(Duration::from_secs(ms / 1000));
+    let secs = |ms: u64| fmt_secs(ms / 1000);
     let _ = writeln!(
         o,
         "fakeups {} (pid {}): {} since {} ({})",
@@ -236,9 +236,9 @@ pub fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
         o,
         "Battery:   {}%, {} of runtime left (low battery at {}% / {})",
         b.charge,
-        fmt_duration(Duration::from_secs(b.runtime)),
+        fmt_secs(b.runtime),
         b.charge_low,
-        fmt_duration(Duration::from_secs(b.runtime_low))
+        fmt_secs(b.runtime_low)
     );
     let d = &r.detection;
     let _ = writeln!(

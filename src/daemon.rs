@@ -14,13 +14,13 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::cli::DaemonArgs;
-use crate::config::{Config, fmt_duration};
+use crate::config::{Config, fmt_duration, fmt_secs};
 use crate::control::{
     self, BatteryReport, DaemonInfo, DetectionReport, ErrorKind, NutReport, PauseReport, Response,
     StatusReport, UpsReport,
 };
 use crate::control_server::{Command, ControlServer};
-use crate::logging::{self, Console, Level};
+use crate::logging::{self, Console, Level, TIME_FORMAT};
 use crate::nut_data::{self, DataFile, Identity};
 use crate::nut_view::{self, Health, HealthEvent, Snapshot};
 use crate::power::{Cause, PowerModel, PowerSettings, Status, Transition};
@@ -722,11 +722,7 @@ impl Daemon {
         let p = self.model.published();
         let total = self.sentinels.len();
         let answering = total - self.sentinels.silent_count();
-        let battery = format!(
-            "battery {}% ({} left)",
-            p.charge,
-            fmt_duration(Duration::from_secs(p.runtime))
-        );
+        let battery = format!("battery {}% ({} left)", p.charge, fmt_secs(p.runtime));
         let mut line = if !self.ready && self.data_error.is_none() {
             format!("starting: first round under way; {total} sentinel(s)")
         } else if let Some(pause) = &self.pause {
@@ -741,13 +737,13 @@ impl Daemon {
                 s.push_str(&format!(
                     ", quorum {} silent for {}, OB after {}",
                     self.config.detection.quorum,
-                    fmt_duration(Duration::from_secs(d.as_secs())),
+                    fmt_secs(d.as_secs()),
                     fmt_duration(self.config.detection.on_battery_after)
                 ));
             } else if let Some(d) = self.model.back_for(now) {
                 s.push_str(&format!(
                     " for {}, OL after {}",
-                    fmt_duration(Duration::from_secs(d.as_secs())),
+                    fmt_secs(d.as_secs()),
                     fmt_duration(self.config.detection.online_after)
                 ));
             }
@@ -863,7 +859,7 @@ impl Daemon {
 /// `by root until 2026-11-21T16:00:00: router firmware update`
 pub fn describe_pause(p: &PauseRecord) -> String {
     let until = match p.until {
-        Some(t) => format!("until {}", t.format("%Y-%m-%dT%H:%M:%S")),
+        Some(t) => format!("until {}", t.format(TIME_FORMAT)),
         None => "until resumed".to_string(),
     };
     match &p.reason {

@@ -65,13 +65,17 @@ impl Level {
     }
 }
 
+/// How times are written in the log file, and wherever people read a time
+/// next to it (the end of a pause).
+pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
 /// One line of the log file, newline included. Newlines inside the message
 /// become spaces, so a line is always one entry.
 pub fn monolog_line(time: &DateTime<Local>, level: Level, message: &str) -> String {
     let message = message.replace(['\n', '\r'], " ");
     format!(
         "[{}] {}: {}\n",
-        time.format("%Y-%m-%dT%H:%M:%S"),
+        time.format(TIME_FORMAT),
         level.name(),
         message
     )

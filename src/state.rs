@@ -11,6 +11,8 @@ use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::{WriteError, write_atomically};
+use crate::config::fmt_secs;
+use crate::logging::TIME_FORMAT;
 use crate::power::Status;
 
 const FILE_NAME: &str = "state.json";
@@ -158,7 +160,7 @@ pub fn restore(saved: &SavedState, now: &Moment, runtime: Duration) -> Restored 
                 "restored {} with battery {} (down for {})",
                 saved.status,
                 percent(drained),
-                humantime::format_duration(Duration::from_secs(down.as_secs()))
+                fmt_secs(down.as_secs())
             ));
             (saved.status, drained, saved.status_since)
         }
@@ -167,7 +169,7 @@ pub fn restore(saved: &SavedState, now: &Moment, runtime: Duration) -> Restored 
                 "the saved {} is {} old, longer than battery.runtime: starting on mains \
                  with battery {}; the sentinels decide",
                 saved.status,
-                humantime::format_duration(Duration::from_secs(down.as_secs())),
+                fmt_secs(down.as_secs()),
                 percent(charge)
             ));
             (Status::Online, charge, now.wall)
@@ -188,7 +190,7 @@ pub fn restore(saved: &SavedState, now: &Moment, runtime: Duration) -> Restored 
                 "the pause by {} ended at {} while fakeups was down",
                 p.by,
                 p.until
-                    .map(|u| u.format("%Y-%m-%dT%H:%M:%S").to_string())
+                    .map(|u| u.format(TIME_FORMAT).to_string())
                     .unwrap_or_default()
             ));
             None
