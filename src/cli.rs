@@ -34,7 +34,8 @@ pub struct DaemonArgs {
     pub check_config: bool,
 }
 
-/// Where fakeupsctl looks for the daemon when no `--socket` is given.
+/// The control socket: where the daemon binds it unless `control.socket`
+/// says otherwise, and where fakeupsctl looks when no `--socket` is given.
 pub const DEFAULT_SOCKET: &str = "/run/fakeups/control.sock";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -165,7 +165,7 @@ impl Default for Log {
 impl Default for Control {
     fn default() -> Self {
         Control {
-            socket: PathBuf::from("/run/fakeups/control.sock"),
+            socket: PathBuf::from(crate::cli::DEFAULT_SOCKET),
         }
     }
 }

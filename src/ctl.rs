@@ -18,15 +18,9 @@ use crate::control::{
     self, ErrorKind, PROTOCOL_VERSION, Request, RequestFrame, Response, ResponseFrame, StatusReport,
 };
 use crate::nut_setup;
-
-/// sysexits.h codes, as documented in fakeupsctl(8).
-pub const EX_USAGE: u8 = 64;
-pub const EX_UNAVAILABLE: u8 = 69;
-pub const EX_SOFTWARE: u8 = 70;
-pub const EX_TEMPFAIL: u8 = 75;
-pub const EX_PROTOCOL: u8 = 76;
-pub const EX_NOPERM: u8 = 77;
-pub const EX_CONFIG: u8 = 78;
+use crate::sysexits::{
+    EX_CONFIG, EX_NOPERM, EX_PROTOCOL, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
+};
 
 /// A failure, with the exit status it gives.
 #[derive(Debug)]

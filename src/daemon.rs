@@ -29,14 +29,8 @@ use crate::probe::{Outcome, Prober, Sentinels};
 use crate::round_timer::RoundTimer;
 use crate::sentinel::SentinelSpec;
 use crate::state::{self, PauseRecord, SavedState, StateStore};
+use crate::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_NOPERM};
 use crate::systemd::Notifier;
-
-/// sysexits.h: configuration error.
-pub const EX_CONFIG: u8 = 78;
-/// sysexits.h: permission denied (no ICMP socket).
-pub const EX_NOPERM: u8 = 77;
-/// sysexits.h: cannot create (the control socket).
-pub const EX_CANTCREAT: u8 = 73;
 
 /// The messages of the three transitions, as the original project logged them.
 pub const MSG_POWER_LOST: &str = "Power lost - switching to OB";

@@ -22,4 +22,5 @@ pub mod probe;
 pub mod round_timer;
 pub mod sentinel;
 pub mod state;
+pub mod sysexits;
 pub mod systemd;

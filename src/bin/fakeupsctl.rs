@@ -15,14 +15,14 @@ fn main() -> ExitCode {
         }
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            ExitCode::from(fakeups::ctl::EX_USAGE)
+            ExitCode::from(fakeups::sysexits::EX_USAGE)
         }
         // Every other error is one line, as every error of fakeupsctl.
         Err(e) => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
             eprintln!("fakeupsctl: {}", first.trim_start_matches("error: "));
-            ExitCode::from(fakeups::ctl::EX_USAGE)
+            ExitCode::from(fakeups::sysexits::EX_USAGE)
         }
     }
 }
