@@ -17,6 +17,19 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
+/// Creates the directory of `path` (mode 0755, parents too) when it is
+/// missing: the data file, the log file and the control socket may be
+/// configured anywhere.
+pub fn create_parent_dir(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir),
+        _ => Ok(()),
+    }
+}
+
 /// Writes `contents` to a temporary file in the directory of `path`, syncs
 /// it, gives it `mode`, renames it over `path` and syncs the directory. A
 /// reader sees the old file or the new one, never none and never a part.
@@ -33,13 +46,7 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), W
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))
         .map_err(err("bad path"))?;
-    if !dir.is_dir() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(err("cannot create its directory"))?;
-    }
+    create_parent_dir(path).map_err(err("cannot create its directory"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp{}", std::process::id()));

@@ -2,9 +2,9 @@
 //! stderr to it) or stderr, and the monolog-format file
 //! `[2025-07-01T12:00:00] INFO: Power restored`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -152,14 +152,7 @@ pub fn reopen(file: Option<&Path>, level: Level) -> Result<(), String> {
 }
 
 fn open_log_file(path: &Path) -> io::Result<File> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)?;
-        }
-    }
+    crate::atomic_file::create_parent_dir(path)?;
     OpenOptions::new()
         .append(true)
         .create(true)
