@@ -461,16 +461,10 @@ impl Daemon {
             .sentinels
             .targets(timeout, |addr| prober.can_ping(addr))
             .await;
-        let before: Vec<bool> = self
-            .sentinels
-            .reports()
-            .iter()
-            .map(|r| r.answered)
-            .collect();
         let first = !self.ready;
         let outcomes = self.prober.ping_all(&targets, timeout).await;
+        self.log_sentinel_changes(&outcomes, first);
         self.sentinels.record(&targets, &outcomes, Local::now());
-        self.log_sentinel_changes(&before, &outcomes, first);
         self.expire_pause(started);
         let silent = self.sentinels.silent_count();
         let total = self.sentinels.len();
@@ -485,15 +479,18 @@ impl Daemon {
         ));
     }
 
-    fn log_sentinel_changes(&self, before: &[bool], outcomes: &[Outcome], first: bool) {
-        for ((report, was), outcome) in self.sentinels.reports().iter().zip(before).zip(outcomes) {
+    /// Logs the sentinels whose answer changed with `outcomes`; called
+    /// before they are recorded, so the reports still hold the last round.
+    fn log_sentinel_changes(&self, outcomes: &[Outcome], first: bool) {
+        for (report, outcome) in self.sentinels.reports().iter().zip(outcomes) {
+            let was = report.answered;
             match outcome {
                 Outcome::Answered(_) if !was => logging::event(
                     Level::Info,
                     &format!("sentinel {} answers", report.name),
                     &[("FAKEUPS_SENTINEL", &report.name)],
                 ),
-                Outcome::Silent(why) if *was || first => logging::event(
+                Outcome::Silent(why) if was || first => logging::event(
                     Level::Notice,
                     &format!("sentinel {} is silent: {why}", report.name),
                     &[("FAKEUPS_SENTINEL", &report.name)],
