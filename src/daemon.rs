@@ -39,18 +39,6 @@ pub const MSG_POWER_RESTORED: &str = "Power restored";
 
 /// Entry point of the `fakeups` binary.
 pub fn main(args: DaemonArgs) -> ExitCode {
-    if args.check_config {
-        return match Config::load(&args.config) {
-            Ok(_) => {
-                println!("{}: valid", args.config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(EX_CONFIG)
-            }
-        };
-    }
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(e) => {
@@ -58,6 +46,10 @@ pub fn main(args: DaemonArgs) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    if args.check_config {
+        println!("{}: valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
     let log_file = non_empty(&config.log.file);
     if let Err(e) = logging::init(Console::detect(), log_file, config.log.level) {
         logging::error(&e);

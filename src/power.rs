@@ -163,7 +163,7 @@ pub enum Cause {
 }
 
 /// The values written for NUT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     pub status: Status,
     /// battery.charge, percent.
