@@ -41,7 +41,16 @@ else
     targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 fi
 
-apt_install gzip lintian
+# cargo-deb puts its generated snippets (user, unit) wherever the token
+# #DEBHELPER# stands, comments included: once per script, on its own line.
+for script in debian/postinst debian/postrm debian/prerm; do
+    if [ "$(grep -c 'DEBHELPER' "$script")" != 1 ] || ! grep -qx '#DEBHELPER#' "$script"; then
+        echo "$script: #DEBHELPER# must stand once, alone on its line" >&2
+        exit 1
+    fi
+done
+
+apt_install lintian
 if ! command -v cargo-deb >/dev/null 2>&1; then
     echo "== installing cargo-deb"
     cargo install cargo-deb --locked --version '^3'

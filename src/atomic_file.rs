@@ -1,5 +1,5 @@
 //! Writing a file so that a reader sees the old contents or the new ones,
-//! never none and never a part: the dummy-ups driver exits for good when its
+//! never none and never a part: the dummy-ups driver exits when its
 //! data file is missing, and a torn state file would lose the battery.
 
 use std::fs;

@@ -247,6 +247,21 @@ in_ct journalctl -u fakeups --no-pager | grep -q "reload refused, keeping the ru
 in_ct cp /var/tmp/fakeups.toml.good /etc/fakeups/fakeups.toml >/dev/null
 ok "a broken config: systemctl reload fails saying file:line:col, a SIGHUP is refused by the daemon; still active, same pid, still OL"
 
+# ---------------------------------------------------------------- remove, install again
+# remove deletes the data file, so the drivers exit and NUT serves no status
+# (rather than a last OL for ever). systemd starts them again only every
+# 15 s (Restart=always, RestartSec=15s in Debian's nut-driver@.service);
+# installing again restarts them at once, so OL is back well before that.
+out=$(e2e_exec apt-get remove -y fakeups 2>&1) || fail "apt remove failed: $out"
+wait_for_output 15 "" ups_status fakeups || fail "NUT still serves a status after apt remove"
+mark
+out=$(e2e_exec apt-get install -y "$in_deb" 2>&1) || fail "apt install after remove failed: $out"
+wait_for_output 8 OL ups_status fakeups || fail "upsc fakeups@localhost is not OL within 8s of installing again"
+for name in qnapups ups; do
+    wait_for_output 3 OL ups_status "$name" || fail "upsc $name@localhost is not OL after installing again"
+done
+ok "apt remove: NUT stops serving a status; apt install again: upsc says OL for all three names after $(since_mark)s"
+
 # ---------------------------------------------------------------- purge
 out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge failed: $out"
 left=$(e2e_exec sh -c 'ls -d /etc/fakeups /var/backups/fakeups-nut /var/lib/fakeups /var/log/fakeups /run/fakeups /usr/sbin/fakeups /usr/bin/fakeupsctl /usr/lib/systemd/system/fakeups.service /usr/lib/systemd/system/nut-driver@.service.d/fakeups.conf /etc/logrotate.d/fakeups 2>/dev/null' || true)
