@@ -140,6 +140,8 @@ class NetNs:
         assert net.subnet_of(ipaddress.ip_network("10.231.0.0/16"))
         self.routed.append(str(net))
         quiet("ip", "route", "del", "blackhole", str(net), "metric", "4000")
+        # For run.sh's ledger after a kill; _delete() removes it otherwise.
+        CLEANUP.push(f"ip route del blackhole {net} metric 4000", lambda: None)
         sh("ip", "route", "add", "blackhole", str(net), "metric", "4000")
         sh("ip", "route", "add", str(net), "via", self.peer_ip, "dev", self.host_if)
         addrs = [str(a) for a in list(net.hosts())[:count]]
@@ -267,15 +269,6 @@ def cpu_ns(pid):
     return total
 
 
-def child_maxrss(argv):
-    """Peak RSS in bytes of one run of a short command (wait4's ru_maxrss)."""
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    _, _, ru = os.wait4(p.pid, 0)
-    p.returncode = 0
-    return ru.ru_maxrss * 1024
-
-
 class Tree:
     """A measured process tree. CPU, context switches and the largest single
     RSS come from wait4() when it ends: that rusage covers the process, all
@@ -361,7 +354,7 @@ class Nut:
     USER, PASSWORD = "admin", "123456"
 
     def __init__(self, workdir, names, port_file, mode):
-        self.dir, self.names, self.bin = workdir, names, nut_bin()
+        self.bin = nut_bin()
         etc, state = f"{workdir}/etc", f"{workdir}/state"
         os.makedirs(etc, exist_ok=True)
         os.makedirs(state, exist_ok=True)
@@ -405,11 +398,11 @@ class Nut:
             kill(p)
 
 
-def upsd_get(port, name, var="ups.status"):
-    """One `GET VAR` over a fresh connection: the value or None."""
+def upsd_get(port, name):
+    """`GET VAR NAME ups.status` over a fresh connection: the value or None."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(f"GET VAR {name} {var}\n".encode())
+            s.sendall(f"GET VAR {name} ups.status\n".encode())
             line = s.makefile().readline()
     except OSError:
         return None
@@ -449,10 +442,6 @@ class Watch:
                     self.changes.append((t, v))
                 last = v
             self._stop.wait(self.period)
-
-    def current(self):
-        with self._lock:
-            return self.changes[-1][1] if self.changes else None
 
     def first(self, value, since, timeout):
         """Time of the first change to `value` seen at or after `since`."""
