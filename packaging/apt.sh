@@ -15,7 +15,11 @@ apt_install() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "installing: ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        # Once per run: the scripts that source this call each other.
+        if [ -z "${FAKEUPS_APT_UPDATED:-}" ]; then
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+            export FAKEUPS_APT_UPDATED=1
+        fi
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     fi
 }

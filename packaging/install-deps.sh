@@ -16,7 +16,7 @@ case "$mode" in build|test) ;; *) echo "usage: $0 build|test" >&2; exit 2 ;; esa
 # shellcheck source=packaging/apt.sh
 . "$(dirname "$0")/apt.sh"
 
-apt_install ca-certificates curl gcc libc6-dev pkg-config
+apt_install ca-certificates curl gcc libc6-dev
 
 # Rust from rustup: Debian's own rustc is older than the 1.85 that
 # edition 2024 needs.

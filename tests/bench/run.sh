@@ -58,16 +58,11 @@ else
     bins+=(--arm64-note "no cross toolchain (rustup target add $arm64_triple; apt-get install gcc-aarch64-linux-gnu)")
 fi
 
-if ! grep -q '^\[package.metadata.deb\]' Cargo.toml; then
-    bins+=(--deb-note "no package yet (Cargo.toml has no [package.metadata.deb])")
-elif ! cargo deb --version >/dev/null 2>&1; then
-    bins+=(--deb-note "cargo-deb not installed (cargo install cargo-deb)")
-else
-    echo "== cargo deb --no-build"
-    mkdir -p "$target/bench/deb"
-    cargo deb --no-build --output "$target/bench/deb/"
-    bins+=(--deb "$(ls -t "$target"/bench/deb/*.deb | head -1)")
-fi
+# The package as users get it (man pages, completion and all): this
+# machine's architecture, from the script that builds the releases.
+echo "== packaging/build-deb.sh --host"
+built=$(packaging/build-deb.sh --host | tee /dev/stderr | sed -n 's/^== built: //p')
+bins+=(--deb "$built")
 
 # ---------------------------------------------------------------- run
 # Everything the benchmark creates is also written, as the command that
