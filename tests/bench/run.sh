@@ -61,7 +61,10 @@ fi
 # The package as users get it (man pages, completion and all): this
 # machine's architecture, from the script that builds the releases.
 echo "== packaging/build-deb.sh --host"
-built=$(packaging/build-deb.sh --host | tee /dev/stderr | sed -n 's/^== built: //p')
+# (Not tee /dev/stderr: reopening stderr truncates a log file it points to.)
+out=$(packaging/build-deb.sh --host)
+printf '%s\n' "$out"
+built=$(sed -n 's/^== built: //p' <<<"$out")
 bins+=(--deb "$built")
 
 # ---------------------------------------------------------------- run
