@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::DEFAULT_PATH;
+use crate::paths;
 
 /// The fakeups daemon.
 #[derive(Debug, Parser)]
@@ -25,7 +25,7 @@ configuration, 77 when no ICMP socket can be opened, 1 for other failures."
 )]
 pub struct DaemonArgs {
     /// Configuration file
-    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_PATH)]
+    #[arg(short, long, value_name = "PATH", default_value = paths::CONFIG)]
     pub config: PathBuf,
 
     /// Check the configuration file and exit: 0 when valid, 78 with
@@ -33,10 +33,6 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub check_config: bool,
 }
-
-/// The control socket: where the daemon binds it unless `control.socket`
-/// says otherwise, and where fakeupsctl looks when no `--socket` is given.
-pub const DEFAULT_SOCKET: &str = "/run/fakeups/control.sock";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
@@ -64,7 +60,7 @@ not carry out the request, 76 for a protocol version mismatch, 77 when permissio
 )]
 pub struct CtlArgs {
     /// The daemon's control socket (control.socket in fakeups.toml)
-    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    #[arg(long, global = true, value_name = "PATH", default_value = paths::CONTROL_SOCKET)]
     pub socket: PathBuf,
 
     /// How long to wait for the daemon's answer
@@ -113,7 +109,7 @@ configured before, add them by hand. Run as root to see the password generated a
 install for NUT user fakeups. Does not talk to the daemon.")]
     NutConfig {
         /// The daemon's configuration, for the data file path
-        #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
+        #[arg(long, value_name = "PATH", default_value = paths::CONFIG)]
         config: PathBuf,
     },
     /// Print a shell completion script for fakeupsctl

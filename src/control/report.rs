@@ -1,0 +1,110 @@
+//! What `fakeupsctl status` shows, as the daemon sends it (and `--json`
+//! prints it). Fields are only ever added within a format version.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Local};
+use serde::{Deserialize, Serialize};
+
+/// The daemon's view of everything, as `fakeupsctl status --json` prints it.
+/// Fields are only ever added within a format version.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Format version of this object (1).
+    pub format: u32,
+    pub daemon: DaemonInfo,
+    /// `OL`, `OB` or `OB LB`: what is written for NUT.
+    pub status: String,
+    pub status_since: DateTime<Local>,
+    /// The one-line summary systemd shows (STATUS=).
+    pub summary: String,
+    pub battery: BatteryReport,
+    pub detection: DetectionReport,
+    pub sentinels: Vec<SentinelReport>,
+    pub pause: Option<PauseReport>,
+    pub nut: NutReport,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    pub started: DateTime<Local>,
+    pub config: PathBuf,
+    pub data_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct BatteryReport {
+    /// Percent.
+    pub charge: u8,
+    /// Seconds left.
+    pub runtime: u64,
+    pub charge_low: u8,
+    pub runtime_low: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DetectionReport {
+    pub quorum: String,
+    pub silent: usize,
+    pub total: usize,
+    pub interval_ms: u64,
+    pub on_battery_after_ms: u64,
+    pub online_after_ms: u64,
+    /// How long the quorum has been met without yet giving OB.
+    pub lost_for_ms: Option<u64>,
+    /// How long the sentinels have answered without yet giving OL.
+    pub back_for_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseReport {
+    pub since: DateTime<Local>,
+    /// None: until resumed.
+    pub until: Option<DateTime<Local>>,
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NutReport {
+    /// The upsd read back, or None when `nut.upsd` is "".
+    pub upsd: Option<String>,
+    /// When upsd was last asked.
+    pub checked: Option<DateTime<Local>>,
+    /// Why upsd could not be asked, if it could not.
+    pub error: Option<String>,
+    pub ups: Vec<UpsReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpsReport {
+    pub name: String,
+    /// What upsd serves as ups.status, when it serves it.
+    pub status: Option<String>,
+    /// Addresses of the clients logged in to this UPS.
+    pub clients: Vec<String>,
+    /// Why upsd does not serve what fakeups wrote, if it does not.
+    pub problem: Option<String>,
+}
+
+/// What a sentinel did lately, as shown by `fakeupsctl status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentinelReport {
+    /// As written in the configuration.
+    pub name: String,
+    /// The address pinged in the last round, if there was one.
+    pub address: Option<IpAddr>,
+    /// Whether it answered in the last round.
+    pub answered: bool,
+    /// Round-trip time of the last answer, milliseconds.
+    pub last_rtt_ms: Option<f64>,
+    /// Wall time of the last answer.
+    pub last_answer: Option<DateTime<Local>>,
+    /// Rounds without an answer since the last one.
+    pub silent_rounds: u64,
+    /// Why it was silent in the last round, if it was.
+    pub problem: Option<String>,
+}

@@ -1,0 +1,330 @@
+//! The daemon's end of the control socket: binding it safely, one task per
+//! connection, the peer's credentials checked for every privileged request.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::stat::{Mode, umask};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::peer::{CONTROL_GROUP, control_gid, peer_of};
+use super::protocol::{
+    self, ErrorKind, FrameError, PROTOCOL_VERSION, Request, Response, ResponseFrame,
+};
+use super::report::StatusReport;
+use crate::sys::atomic_file::create_parent_dir;
+use crate::sys::logging;
+/// The message of a refused pause or resume.
+pub const PERMISSION_DENIED: &str =
+    "permission denied: pausing needs root or membership of group fakeups";
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the main loop has to carry out a command: less than fakeupsctl's
+/// default timeout (5 s), so the client hears how it ended.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(4);
+/// Connections served at once; more wait for a place.
+const MAX_CONNECTIONS: usize = 128;
+
+/// A privileged request handed to the main loop.
+#[derive(Debug)]
+pub enum Command {
+    Pause {
+        seconds: Option<u64>,
+        until_resumed: bool,
+        reason: Option<String>,
+        by: String,
+        reply: oneshot::Sender<Response>,
+    },
+    Resume {
+        by: String,
+        reply: oneshot::Sender<Response>,
+    },
+}
+
+/// The listening socket and the task that serves it.
+pub struct ControlServer {
+    path: PathBuf,
+    inode: u64,
+    task: JoinHandle<()>,
+}
+
+impl ControlServer {
+    /// Binds `path` with mode 0666 (through the umask, so there is no moment
+    /// with another mode) and starts serving. A stale socket left by a crash
+    /// is replaced; a live one, or a path that is not a socket, is refused.
+    pub fn bind(
+        path: &Path,
+        commands: mpsc::Sender<Command>,
+        reports: watch::Receiver<Arc<StatusReport>>,
+    ) -> Result<ControlServer, BindError> {
+        prepare_path(path)?;
+        let old = umask(Mode::from_bits_truncate(0o111));
+        let bound = UnixListener::bind(path);
+        umask(old);
+        let listener = bound.map_err(|source| BindError::Listen {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let inode = fs::symlink_metadata(path).map(|m| m.ino()).unwrap_or(0);
+        let task = tokio::spawn(serve(listener, commands, reports));
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            inode,
+            task,
+        })
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        // Remove the socket only if it is still the one bound here.
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Why the control socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot create {dir}: {source}")]
+    CreateDir { dir: PathBuf, source: io::Error },
+    #[error("cannot inspect {path}: {source}")]
+    Inspect { path: PathBuf, source: io::Error },
+    #[error("refusing to remove {path}: it is not a socket")]
+    NotASocket { path: PathBuf },
+    #[error("another fakeups is already listening on {path}")]
+    InUse { path: PathBuf },
+    #[error("cannot remove the stale socket {path}: {source}")]
+    RemoveStale { path: PathBuf, source: io::Error },
+    #[error("cannot check {path}: {source}")]
+    Check { path: PathBuf, source: io::Error },
+    #[error("cannot listen on {path}: {source}")]
+    Listen { path: PathBuf, source: io::Error },
+}
+
+fn prepare_path(path: &Path) -> Result<(), BindError> {
+    let at = || path.to_path_buf();
+    create_parent_dir(path).map_err(|source| BindError::CreateDir {
+        dir: path.parent().unwrap_or(path).to_path_buf(),
+        source,
+    })?;
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(BindError::Inspect { path: at(), source }),
+        Ok(meta) if !meta.file_type().is_socket() => Err(BindError::NotASocket { path: at() }),
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => Err(BindError::InUse { path: at() }),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                logging::info(&format!("replacing the stale socket {}", path.display()));
+                fs::remove_file(path)
+                    .map_err(|source| BindError::RemoveStale { path: at(), source })
+            }
+            Err(source) => Err(BindError::Check { path: at(), source }),
+        },
+    }
+}
+
+async fn serve(
+    listener: UnixListener,
+    commands: mpsc::Sender<Command>,
+    reports: watch::Receiver<Arc<StatusReport>>,
+) {
+    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = places.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                logging::warning(&format!("control socket: accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (commands, reports) = (commands.clone(), reports.clone());
+        tokio::spawn(async move {
+            handle(stream, commands, reports).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(
+    mut stream: UnixStream,
+    commands: mpsc::Sender<Command>,
+    reports: watch::Receiver<Arc<StatusReport>>,
+) {
+    let response =
+        match tokio::time::timeout(REQUEST_TIMEOUT, protocol::read_frame(&mut stream)).await {
+            Err(_) => Response::error(ErrorKind::BadRequest, "no request in time"),
+            Ok(Err(FrameError::Closed)) | Ok(Err(FrameError::Io(_))) => return,
+            Ok(Err(e)) => Response::error(ErrorKind::BadRequest, e.to_string()),
+            Ok(Ok(body)) => match protocol::decode_request(&body) {
+                Err(response) => response,
+                Ok(request) => answer(&stream, request, &commands, &reports).await,
+            },
+        };
+    let frame = ResponseFrame {
+        version: PROTOCOL_VERSION,
+        response,
+    };
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, protocol::write_frame(&mut stream, &frame)).await;
+}
+
+async fn answer(
+    stream: &UnixStream,
+    request: Request,
+    commands: &mpsc::Sender<Command>,
+    reports: &watch::Receiver<Arc<StatusReport>>,
+) -> Response {
+    // Status is open to everyone and never waits for the main loop.
+    let pause = match request {
+        Request::Status {} => {
+            return Response::Ok {
+                message: None,
+                status: Box::new(StatusReport::clone(&reports.borrow())),
+            };
+        }
+        Request::Pause {
+            seconds,
+            until_resumed,
+            reason,
+        } => Some((seconds, until_resumed, reason)),
+        Request::Resume {} => None,
+    };
+    let what = if pause.is_some() { "pause" } else { "resume" };
+    let peer = match peer_of(stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            return Response::error(
+                ErrorKind::Failed,
+                format!("cannot read the caller's credentials: {e}"),
+            );
+        }
+    };
+    // The user and group databases may be sssd or LDAP: looked up off the
+    // daemon's thread, which also runs the rounds and the watchdog.
+    let lookup = {
+        let peer = peer.clone();
+        tokio::task::spawn_blocking(move || (peer.name(), control_gid()))
+    };
+    let (by, group) = match lookup.await {
+        Ok(found) => found,
+        Err(e) => {
+            return Response::error(
+                ErrorKind::Failed,
+                format!("cannot look up the caller (uid {}): {e}", peer.uid),
+            );
+        }
+    };
+    if !peer.may_control(group) {
+        logging::event(
+            logging::Level::Notice,
+            &format!(
+                "refused a {what} request from {by}: neither root nor in group {CONTROL_GROUP}"
+            ),
+            &[("FAKEUPS_PEER_UID", &peer.uid.to_string())],
+        );
+        return Response::error(ErrorKind::PermissionDenied, PERMISSION_DENIED);
+    }
+    let (reply, wait) = oneshot::channel();
+    let command = match pause {
+        Some((seconds, until_resumed, reason)) => Command::Pause {
+            seconds,
+            until_resumed,
+            reason,
+            by,
+            reply,
+        },
+        None => Command::Resume { by, reply },
+    };
+    if commands.send(command).await.is_err() {
+        return Response::error(ErrorKind::Failed, "the daemon is stopping");
+    }
+    match tokio::time::timeout(COMMAND_TIMEOUT, wait).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => Response::error(ErrorKind::Failed, "the daemon dropped the request"),
+        Err(_) => Response::error(ErrorKind::Failed, "the daemon did not carry it out in time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::report;
+
+    #[tokio::test]
+    async fn refuses_a_path_that_is_not_a_socket_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let report = watch::channel(Arc::new(test_report())).1;
+
+        let file = dir.path().join("file.sock");
+        fs::write(&file, "precious").unwrap();
+        let e = ControlServer::bind(&file, tx.clone(), report.clone())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "precious");
+
+        let path = dir.path().join("sub/control.sock");
+        let stale = std::os::unix::net::UnixListener::bind({
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            &path
+        })
+        .unwrap();
+        drop(stale);
+        let server = ControlServer::bind(&path, tx.clone(), report.clone()).unwrap();
+        let mode = fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o666);
+        let e = ControlServer::bind(&path, tx, report).err().unwrap();
+        assert!(e.to_string().contains("already listening"), "{e}");
+        drop(server);
+        assert!(!path.exists());
+    }
+
+    fn test_report() -> StatusReport {
+        let now = chrono::Local::now();
+        StatusReport {
+            format: 1,
+            daemon: report::DaemonInfo {
+                version: "test".into(),
+                pid: 1,
+                started: now,
+                config: "/dev/null".into(),
+                data_file: "/dev/null".into(),
+            },
+            status: "OL".into(),
+            status_since: now,
+            summary: String::new(),
+            battery: report::BatteryReport {
+                charge: 100,
+                runtime: 300,
+                charge_low: 60,
+                runtime_low: 180,
+            },
+            detection: report::DetectionReport {
+                quorum: "all".into(),
+                silent: 0,
+                total: 1,
+                interval_ms: 2000,
+                on_battery_after_ms: 30000,
+                online_after_ms: 15000,
+                lost_for_ms: None,
+                back_for_ms: None,
+            },
+            sentinels: vec![],
+            pause: None,
+            nut: report::NutReport::default(),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! How to go on after a restart: the saved status, charge and pause
+//! weighed against how long fakeups was down and whether the machine
+//! rebooted. Both moments are arguments; nothing here reads a clock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+
+use super::pause::PauseRecord;
+use super::status::Status;
+use crate::format::{TIME_FORMAT, fmt_secs};
+
+/// When something happened, on the clocks that matter after a restart: wall
+/// time for people and for the end of a pause; the boot and the time since
+/// it (CLOCK_BOOTTIME, which wall-clock corrections do not move) to measure
+/// how long the daemon was down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moment {
+    pub wall: DateTime<Local>,
+    pub boot_id: Option<String>,
+    pub since_boot: Option<Duration>,
+}
+
+/// What was saved, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    pub status: Status,
+    /// 0.0 (empty) to 1.0 (full).
+    pub charge: f64,
+    pub status_since: DateTime<Local>,
+    pub pause: Option<PauseRecord>,
+    pub at: Moment,
+}
+
+/// What to start from, after weighing the saved state against its age.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    pub status: Status,
+    pub charge: f64,
+    pub status_since: DateTime<Local>,
+    pub pause: Option<PauseRecord>,
+    /// Lines for the log that say what was restored and why.
+    pub notes: Vec<String>,
+}
+
+/// Decides how to go on from `saved` at `now`.
+///
+/// A restart of the daemon during an outage (the same boot) goes on on
+/// battery, with the charge drained by the time it was down, measured on
+/// CLOCK_BOOTTIME: it neither refills the battery nor flips to OL by itself.
+/// If it was down longer than a whole `runtime`, the saved state says nothing
+/// about the present and it starts on mains (keeping the charge), as it does
+/// after a reboot: then the machine itself was off or restarted, and its wall
+/// clock may be anything (a Raspberry Pi has no real-time clock), so a stale
+/// OB LB must not make a NAS that boots on restored mains shut down again. In
+/// every case the sentinels decide from the first round, and the charge is
+/// never refilled. A pause is kept until its end time (wall clock).
+pub fn restore(saved: &Saved, now: &Moment, runtime: Duration) -> Restored {
+    let charge = saved.charge.clamp(0.0, 1.0);
+    let percent = |c: f64| format!("{:.0}%", c * 100.0);
+    let same_boot = saved.at.boot_id.is_some() && saved.at.boot_id == now.boot_id;
+    let down_for = match (same_boot, saved.at.since_boot, now.since_boot) {
+        (true, Some(saved_at), Some(now_since)) => Some(now_since.saturating_sub(saved_at)),
+        _ => None,
+    };
+    let mut notes = vec![];
+    let (status, charge, status_since) = match (saved.status.on_battery(), down_for) {
+        (false, _) => {
+            notes.push(format!("restored OL with battery {}", percent(charge)));
+            (Status::Online, charge, saved.status_since)
+        }
+        (true, Some(down)) if down <= runtime => {
+            let drained = (charge - down.as_secs_f64() / runtime.as_secs_f64()).max(0.0);
+            notes.push(format!(
+                "restored {} with battery {} (down for {})",
+                saved.status,
+                percent(drained),
+                fmt_secs(down.as_secs())
+            ));
+            (saved.status, drained, saved.status_since)
+        }
+        (true, Some(down)) => {
+            notes.push(format!(
+                "the saved {} is {} old, longer than battery.runtime: starting on mains \
+                 with battery {}; the sentinels decide",
+                saved.status,
+                fmt_secs(down.as_secs()),
+                percent(charge)
+            ));
+            (Status::Online, charge, now.wall)
+        }
+        (true, None) => {
+            notes.push(format!(
+                "the machine restarted since {} was saved: starting on mains with battery {}; \
+                 the sentinels decide",
+                saved.status,
+                percent(charge)
+            ));
+            (Status::Online, charge, now.wall)
+        }
+    };
+    let pause = match &saved.pause {
+        Some(p) if p.expired(now.wall) => {
+            notes.push(format!(
+                "the pause by {} ended at {} while fakeups was down",
+                p.by,
+                p.until
+                    .map(|u| u.format(TIME_FORMAT).to_string())
+                    .unwrap_or_default()
+            ));
+            None
+        }
+        other => other.clone(),
+    };
+    Restored {
+        status,
+        charge,
+        status_since,
+        pause,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    const RUNTIME: Duration = Duration::from_secs(300);
+    const BOOT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+    fn moment(boot: &str, since_boot_secs: u64, wall: DateTime<Local>) -> Moment {
+        Moment {
+            wall,
+            boot_id: Some(boot.to_string()),
+            since_boot: Some(Duration::from_secs(since_boot_secs)),
+        }
+    }
+
+    /// Saved at 1000 s after boot BOOT.
+    fn saved(status: Status, charge: f64, wall: DateTime<Local>) -> Saved {
+        Saved {
+            status,
+            charge,
+            status_since: wall - TimeDelta::seconds(60),
+            pause: None,
+            at: moment(BOOT, 1000, wall),
+        }
+    }
+
+    #[test]
+    fn a_restart_on_battery_goes_on_draining_from_the_save() {
+        let t = Local::now();
+        let r = restore(
+            &saved(Status::OnBattery, 0.74, t),
+            &moment(BOOT, 1003, t),
+            RUNTIME,
+        );
+        assert_eq!(r.status, Status::OnBattery);
+        assert!((r.charge - (0.74 - 3.0 / 300.0)).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.notes, vec!["restored OB with battery 73% (down for 3s)"]);
+    }
+
+    #[test]
+    fn the_wall_clock_does_not_matter_within_a_boot() {
+        // The wall clock jumped back an hour (NTP): the down time is still 3 s.
+        let t = Local::now();
+        let now = moment(BOOT, 1003, t - TimeDelta::hours(1));
+        let r = restore(&saved(Status::LowBattery, 0.2, t), &now, RUNTIME);
+        assert_eq!(r.status, Status::LowBattery);
+        assert!((r.charge - 0.19).abs() < 1e-9);
+    }
+
+    #[test]
+    fn down_longer_than_the_runtime_starts_on_mains_without_refill() {
+        let t = Local::now();
+        let r = restore(
+            &saved(Status::LowBattery, 0.3, t),
+            &moment(BOOT, 1000 + 3600, t),
+            RUNTIME,
+        );
+        assert_eq!((r.status, r.charge), (Status::Online, 0.3));
+    }
+
+    #[test]
+    fn after_a_reboot_a_saved_outage_starts_on_mains() {
+        // The Pi lost power and its clock is behind the save (no RTC).
+        let t = Local::now();
+        let now = moment("another-boot", 20, t - TimeDelta::days(3));
+        let r = restore(&saved(Status::LowBattery, 0.1, t), &now, RUNTIME);
+        assert_eq!((r.status, r.charge), (Status::Online, 0.1));
+        assert!(
+            r.notes[0].starts_with("the machine restarted"),
+            "{:?}",
+            r.notes
+        );
+        // And a state from before boot ids were saved counts as another boot.
+        let mut old = saved(Status::OnBattery, 0.5, t);
+        old.at.boot_id = None;
+        let r = restore(&old, &moment(BOOT, 1001, t), RUNTIME);
+        assert_eq!(r.status, Status::Online);
+    }
+
+    #[test]
+    fn on_mains_keeps_the_charge() {
+        let t = Local::now();
+        let r = restore(&saved(Status::Online, 0.5, t), &moment("x", 5, t), RUNTIME);
+        assert_eq!((r.status, r.charge), (Status::Online, 0.5));
+    }
+
+    #[test]
+    fn a_pause_is_kept_until_its_end() {
+        let t = Local::now();
+        let mut s = saved(Status::Online, 1.0, t);
+        s.pause = Some(PauseRecord {
+            until: Some(t + TimeDelta::minutes(10)),
+            by: "root".into(),
+            reason: None,
+            since: t,
+        });
+        let r = restore(
+            &s,
+            &moment("reboot", 30, t + TimeDelta::minutes(5)),
+            RUNTIME,
+        );
+        assert!(r.pause.is_some());
+        let r = restore(
+            &s,
+            &moment("reboot", 30, t + TimeDelta::minutes(11)),
+            RUNTIME,
+        );
+        assert!(r.pause.is_none());
+        assert!(
+            r.notes[1].starts_with("the pause by root ended at "),
+            "{:?}",
+            r.notes
+        );
+    }
+}

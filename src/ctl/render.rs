@@ -1,0 +1,255 @@
+//! The status report for a person: what `fakeupsctl status` prints.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+
+use crate::control::StatusReport;
+use crate::format::{clock, fmt_duration, fmt_secs};
+
+fn ago(then: DateTime<Local>, now: DateTime<Local>) -> String {
+    let secs = (now - then).num_seconds().max(0) as u64;
+    format!("{} ago", fmt_secs(secs))
+}
+
+/// The status for a person.
+pub fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
+    let mut o = String::new();
+    let secs = |ms: u64| fmt_secs(ms / 1000);
+    let _ = writeln!(
+        o,
+        "fakeups {} (pid {}): {} since {} ({})",
+        r.daemon.version,
+        r.daemon.pid,
+        r.status,
+        clock(r.status_since),
+        ago(r.status_since, now)
+    );
+    let _ = writeln!(o, "  {}", r.summary);
+    let b = &r.battery;
+    let _ = writeln!(
+        o,
+        "Battery:   {}%, {} of runtime left (low battery at {}% / {})",
+        b.charge,
+        fmt_secs(b.runtime),
+        b.charge_low,
+        fmt_secs(b.runtime_low)
+    );
+    let d = &r.detection;
+    let _ = writeln!(
+        o,
+        "Detection: {}/{} sentinels silent, quorum {}; OB after {} silent, OL after {} back; a round every {}",
+        d.silent,
+        d.total,
+        d.quorum,
+        secs(d.on_battery_after_ms),
+        secs(d.online_after_ms),
+        fmt_duration(Duration::from_millis(d.interval_ms))
+    );
+    let _ = writeln!(o, "Sentinels:");
+    for s in &r.sentinels {
+        let addr = match s.address {
+            Some(a) if a.to_string() != s.name => format!(" ({a})"),
+            _ => String::new(),
+        };
+        let state = if s.answered {
+            match s.last_rtt_ms {
+                Some(rtt) => format!("answered, rtt {rtt:.2} ms"),
+                None => "answered".to_string(),
+            }
+        } else {
+            format!(
+                "silent for {} round(s): {}",
+                s.silent_rounds,
+                s.problem.as_deref().unwrap_or("no answer")
+            )
+        };
+        let last = match s.last_answer {
+            Some(t) if !s.answered => format!("; last answer {}", clock(t)),
+            None if !s.answered => "; never answered".to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "  {}{addr}: {state}{last}", s.name);
+    }
+    match &r.pause {
+        None => {
+            let _ = writeln!(o, "Pause:     none");
+        }
+        Some(p) => {
+            let until = match p.until {
+                Some(u) => format!("until {}", clock(u)),
+                None => "until resumed".to_string(),
+            };
+            let why = p
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "Pause:     PAUSED {until} by {} (since {}){why}",
+                p.by,
+                clock(p.since)
+            );
+        }
+    }
+    match &r.nut.upsd {
+        None => {
+            let _ = writeln!(o, "NUT:       not read back (nut.upsd is \"\")");
+        }
+        Some(upsd) => {
+            let checked = r.nut.checked.map_or_else(
+                || "not asked yet".to_string(),
+                |t| format!("asked {}", clock(t)),
+            );
+            let _ = writeln!(o, "NUT:       upsd {upsd}, {checked}");
+            if let Some(e) = &r.nut.error {
+                let _ = writeln!(o, "  {e}");
+            }
+            for u in &r.nut.ups {
+                let served = u.status.as_deref().unwrap_or("-");
+                let clients = if u.clients.is_empty() {
+                    "no clients".to_string()
+                } else {
+                    format!("clients {}", u.clients.join(", "))
+                };
+                let problem = u
+                    .problem
+                    .as_deref()
+                    .map(|p| format!(" (problem: {p})"))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "  {}: {served}, {clients}{problem}", u.name);
+            }
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::report::{
+        BatteryReport, DaemonInfo, DetectionReport, NutReport, PauseReport, SentinelReport,
+        UpsReport,
+    };
+    use chrono::TimeDelta;
+
+    fn report(now: DateTime<Local>) -> StatusReport {
+        StatusReport {
+            format: 1,
+            daemon: DaemonInfo {
+                version: "0.1.0".into(),
+                pid: 42,
+                started: now,
+                config: "/etc/fakeups/fakeups.toml".into(),
+                data_file: "/var/lib/fakeups/fakeups.dev".into(),
+            },
+            status: "OB".into(),
+            status_since: now - TimeDelta::seconds(90),
+            summary: "OB: 1/2 sentinels answering; battery 70% (3m 30s left)".into(),
+            battery: BatteryReport {
+                charge: 70,
+                runtime: 210,
+                charge_low: 60,
+                runtime_low: 180,
+            },
+            detection: DetectionReport {
+                quorum: "any".into(),
+                silent: 1,
+                total: 2,
+                interval_ms: 2000,
+                on_battery_after_ms: 30000,
+                online_after_ms: 15000,
+                lost_for_ms: None,
+                back_for_ms: None,
+            },
+            sentinels: vec![
+                SentinelReport {
+                    name: "gateway".into(),
+                    address: Some("192.168.1.1".parse().unwrap()),
+                    answered: true,
+                    last_rtt_ms: Some(0.412),
+                    last_answer: Some(now),
+                    silent_rounds: 0,
+                    problem: None,
+                },
+                SentinelReport {
+                    name: "10.0.0.9".into(),
+                    address: Some("10.0.0.9".parse().unwrap()),
+                    answered: false,
+                    last_rtt_ms: None,
+                    last_answer: None,
+                    silent_rounds: 45,
+                    problem: Some("no answer".into()),
+                },
+            ],
+            pause: Some(PauseReport {
+                since: now,
+                until: None,
+                by: "root".into(),
+                reason: Some("router firmware update".into()),
+            }),
+            nut: NutReport {
+                upsd: Some("127.0.0.1:3493".into()),
+                checked: Some(now),
+                error: None,
+                ups: vec![
+                    UpsReport {
+                        name: "qnapups".into(),
+                        status: Some("OB".into()),
+                        clients: vec!["192.168.1.20".into()],
+                        problem: None,
+                    },
+                    UpsReport {
+                        name: "ups".into(),
+                        status: None,
+                        clients: vec![],
+                        problem: Some("driver not connected".into()),
+                    },
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn status_for_a_person() {
+        let now = Local::now();
+        let text = render_status(&report(now), now);
+        assert!(text.contains("(pid 42): OB since "), "{text}");
+        assert!(text.contains("(1m 30s ago)"), "{text}");
+        assert!(
+            text.contains("Battery:   70%, 3m 30s of runtime left"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  gateway (192.168.1.1): answered, rtt 0.41 ms\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  10.0.0.9: silent for 45 round(s): no answer; never answered\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Pause:     PAUSED until resumed by root (since "),
+            "{text}"
+        );
+        assert!(
+            text.contains("  qnapups: OB, clients 192.168.1.20\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ups: -, no clients (problem: driver not connected)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let now = Local::now();
+        let r = report(now);
+        let text = serde_json::to_string(&r).unwrap();
+        let back: StatusReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

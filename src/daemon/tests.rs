@@ -1,0 +1,390 @@
+//! The daemon's parts, driven without sockets or sleeping: a scripted
+//! prober answers for the sentinels and a manual clock sets the time. What
+//! is checked is what the outside sees: the data file dummy-ups reads, the
+//! STATUS= line, the report, the state file, the replies to commands.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Local;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Daemon;
+use super::clock::{Clock, ManualClock};
+use crate::config::Config;
+use crate::control::{Command, ErrorKind, Response};
+use crate::core::Status;
+use crate::nut::Snapshot;
+use crate::nut::view::{STARTUP_GRACE, UpsState};
+use crate::probe::{Outcome, Probe, Target};
+
+const S: Duration = Duration::from_secs(1);
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+
+/// Answers for the addresses marked as answering; the rest stay silent.
+#[derive(Clone, Default)]
+struct Scripted {
+    answering: Arc<Mutex<HashMap<IpAddr, bool>>>,
+}
+
+impl Scripted {
+    fn set(&self, addr: &str, answers: bool) {
+        let addr: IpAddr = addr.parse().expect("a test address");
+        self.answering.lock().unwrap().insert(addr, answers);
+    }
+}
+
+impl Probe for Scripted {
+    fn family_error(&self, _v6: bool) -> Option<&str> {
+        None
+    }
+
+    fn can_ping(&self, _addr: IpAddr) -> bool {
+        true
+    }
+
+    fn ping_all(
+        &mut self,
+        targets: &[Target],
+        _timeout: Duration,
+    ) -> impl Future<Output = Vec<Outcome>> + Send {
+        let answering = self.answering.lock().unwrap();
+        let outcomes = targets
+            .iter()
+            .map(|t| match t {
+                Ok((addr, _)) if answering.get(addr) == Some(&true) => {
+                    Outcome::Answered(Duration::from_micros(250))
+                }
+                Ok(_) => Outcome::Silent("no answer".into()),
+                Err(why) => Outcome::Silent(why.clone()),
+            })
+            .collect();
+        std::future::ready(outcomes)
+    }
+}
+
+/// A configuration in a directory of its own, the prober and the clock.
+struct Bench {
+    dir: tempfile::TempDir,
+    prober: Scripted,
+    clock: Arc<ManualClock>,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let bench = Bench {
+            dir: tempfile::tempdir().unwrap(),
+            prober: Scripted::default(),
+            clock: Arc::new(ManualClock::new()),
+        };
+        bench.write_config("data/fakeups.dev", "");
+        bench
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("fakeups.toml")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Two sentinels, quorum all, the shipped timings; `upsd` "" unless
+    /// `nut` says otherwise.
+    fn write_config(&self, data_file: &str, nut: &str) {
+        let d = self.dir.path().display();
+        let nut = if nut.is_empty() { "upsd = \"\"" } else { nut };
+        let text = format!(
+            "sentinels = [\"{A}\", \"{B}\"]\nstate-directory = \"{d}/state\"\n\
+             [nut]\ndata-file = \"{d}/{data_file}\"\n{nut}\n\
+             [log]\nfile = \"\"\n[control]\nsocket = \"{d}/control.sock\"\n"
+        );
+        fs::write(self.config_path(), text).unwrap();
+    }
+
+    fn daemon(&self) -> Daemon<Scripted> {
+        let config = Config::load(&self.config_path()).unwrap();
+        Daemon::new(
+            self.config_path(),
+            config,
+            self.prober.clone(),
+            self.clock.clone(),
+        )
+    }
+}
+
+/// `ups.status: OB` and the rest, as dummy-ups reads them.
+fn data_file(path: &Path) -> HashMap<String, String> {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn status_of(path: &Path) -> String {
+    data_file(path)["ups.status"].clone()
+}
+
+/// Runs a round now, then moves the clock on by `then`.
+async fn round(d: &mut Daemon<Scripted>, clock: &ManualClock, then: Duration) {
+    d.round(clock.now()).await;
+    clock.advance(then);
+}
+
+fn command(
+    d: &mut Daemon<Scripted>,
+    make: impl FnOnce(oneshot::Sender<Response>) -> Command,
+) -> Response {
+    let (tx, mut rx) = oneshot::channel();
+    d.command(make(tx));
+    rx.try_recv().expect("a reply at once")
+}
+
+fn pause(d: &mut Daemon<Scripted>, seconds: Option<u64>, until_resumed: bool) -> Response {
+    command(d, |reply| Command::Pause {
+        seconds,
+        until_resumed,
+        reason: Some("router firmware update".into()),
+        by: "root".into(),
+        reply,
+    })
+}
+
+fn message(r: &Response) -> &str {
+    match r {
+        Response::Ok { message, .. } => message.as_deref().unwrap_or_default(),
+        Response::Error { message, .. } => panic!("an error: {message}"),
+    }
+}
+
+#[tokio::test]
+async fn a_round_with_these_answers_publishes_this_file_and_this_status_line() {
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    assert_eq!(
+        d.status_line(),
+        "starting: first round under way; 2 sentinel(s)"
+    );
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    round(&mut d, &b.clock, 2 * S).await;
+    let file = data_file(&data);
+    assert_eq!(file["ups.status"], "OL");
+    assert_eq!(file["battery.charge"], "100");
+    assert_eq!(file["battery.runtime"], "300");
+    let line = "OL: 2/2 sentinels answering; battery 100% (5m left)";
+    assert_eq!(d.status_line(), line);
+    assert_eq!(d.out.notifier.last_status(), line, "READY=1 with STATUS=");
+    assert!(d.out.ready);
+
+    // Both silent: the quorum is met, OB only after on-battery-after.
+    b.prober.set(A, false);
+    b.prober.set(B, false);
+    round(&mut d, &b.clock, 30 * S).await;
+    assert_eq!(status_of(&data), "OL");
+    assert_eq!(
+        d.out.notifier.last_status(),
+        "OL: 0/2 sentinels answering, quorum all silent for 0s, OB after 30s; battery 100% (5m left)"
+    );
+    round(&mut d, &b.clock, 2 * S).await;
+    assert_eq!(status_of(&data), "OB");
+    assert_eq!(
+        d.out.notifier.last_status(),
+        "OB: 0/2 sentinels answering; battery 100% (5m left)"
+    );
+    let saved = d.out.store.load().unwrap().expect("the state is saved");
+    assert_eq!(saved.status, Status::OnBattery);
+
+    // One answers again: with quorum all that is mains back, OL after 15 s.
+    b.prober.set(A, true);
+    round(&mut d, &b.clock, S).await;
+    assert_eq!(
+        d.out.notifier.last_status(),
+        "OB: 1/2 sentinels answering for 0s, OL after 15s; battery 99% (4m 58s left)"
+    );
+    let report = d.report();
+    assert_eq!(report.status, "OB");
+    assert_eq!((report.detection.silent, report.detection.total), (1, 2));
+    assert!(report.sentinels[0].answered && !report.sentinels[1].answered);
+    assert_eq!(report.sentinels[1].silent_rounds, 3);
+    assert_eq!(report.battery.runtime, 298);
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_data_file_moves_it() {
+    let b = Bench::new();
+    b.prober.set(A, true);
+    let mut d = b.daemon();
+    round(&mut d, &b.clock, 2 * S).await;
+    assert_eq!(status_of(&b.path("data/fakeups.dev")), "OL");
+
+    b.write_config("moved/ups.dev", "");
+    let (tx, _rx) = mpsc::channel(1);
+    let reloaded = d.reload(&tx);
+    assert!(!reloaded.retime && reloaded.nut_view.is_none());
+    let moved = b.path("moved/ups.dev");
+    assert_eq!(status_of(&moved), "OL", "written at once in its new place");
+    assert_eq!(d.report().daemon.data_file, moved);
+
+    // The next change goes to the new place only.
+    b.prober.set(A, false);
+    for _ in 0..16 {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    assert_eq!(status_of(&moved), "OB");
+    assert_eq!(status_of(&b.path("data/fakeups.dev")), "OL");
+
+    // A broken file is refused and the running configuration kept.
+    fs::write(b.config_path(), "sentinels = [\n").unwrap();
+    d.reload(&tx);
+    assert_eq!(d.config.nut.data_file, moved);
+    assert_eq!(d.sentinels.len(), 2);
+    assert!(d.out.notifier.last_status().starts_with("OB: 0/2"));
+}
+
+#[tokio::test]
+async fn a_pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob() {
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    round(&mut d, &b.clock, 2 * S).await;
+    let r = pause(&mut d, None, true);
+    assert_eq!(
+        message(&r),
+        "Paused by root until resumed: router firmware update"
+    );
+    // Silent for a minute: the pause holds OL with a full battery.
+    for _ in 0..30 {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    assert_eq!(status_of(&data), "OL");
+    assert_eq!(data_file(&data)["battery.charge"], "100");
+    assert_eq!(
+        d.out.notifier.last_status(),
+        "PAUSED by root until resumed: router firmware update; holding OL; 0/2 sentinels answering"
+    );
+    assert!(
+        d.out.store.load().unwrap().unwrap().pause.is_some(),
+        "the pause is saved"
+    );
+
+    let r = command(&mut d, |reply| Command::Resume {
+        by: "root".into(),
+        reply,
+    });
+    assert_eq!(message(&r), "Resumed by root - watching sentinels again");
+    // Watching afresh: a whole on-battery-after of silence before OB.
+    let resumed = b.clock.now();
+    while status_of(&data) == "OL" {
+        round(&mut d, &b.clock, S).await;
+        assert!(b.clock.now() - resumed <= 32 * S, "no OB after resume");
+    }
+    assert_eq!(
+        b.clock.now() - resumed,
+        31 * S,
+        "OB in the round 30 s after resume"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_ends_by_itself_and_a_bad_one_is_refused() {
+    let b = Bench::new();
+    let mut d = b.daemon();
+    b.prober.set(A, true);
+    round(&mut d, &b.clock, S).await;
+    let r = pause(&mut d, Some(10), false);
+    assert!(message(&r).starts_with("Paused by root until "), "{r:?}");
+    round(&mut d, &b.clock, 10 * S).await;
+    assert!(d.pause.is_some());
+    round(&mut d, &b.clock, S).await;
+    assert!(d.pause.is_none(), "expired at its end");
+    assert!(
+        d.status_line().starts_with("OL: 1/2"),
+        "{}",
+        d.status_line()
+    );
+
+    for (seconds, until_resumed, why) in [
+        (Some(5), true, "either a length or lasts until resumed"),
+        (Some(0), false, "longer than 0s"),
+        (Some(400 * 24 * 3600), false, "at most"),
+    ] {
+        match pause(&mut d, seconds, until_resumed) {
+            Response::Error { kind, message } => {
+                assert_eq!(kind, ErrorKind::BadRequest);
+                assert!(message.contains(why), "{message}");
+            }
+            ok => panic!("{ok:?}"),
+        }
+    }
+    assert!(d.pause.is_none());
+}
+
+#[tokio::test]
+async fn the_status_names_what_nut_does_not_serve() {
+    let b = Bench::new();
+    b.write_config(
+        "data/fakeups.dev",
+        "upsd = \"127.0.0.1:3493\"\nups = [\"fakeups\", \"qnapups\", \"ups\"]",
+    );
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    let mut d = b.daemon();
+    b.clock.advance(STARTUP_GRACE);
+    round(&mut d, &b.clock, S).await;
+    let look = |qnap: Result<&str, &str>| Snapshot {
+        checked: Local::now(),
+        error: None,
+        ups: [("fakeups", Ok("OL")), ("qnapups", qnap), ("ups", Ok("OL"))]
+            .into_iter()
+            .map(|(name, status)| UpsState {
+                name: name.into(),
+                status: status.map(String::from).map_err(String::from),
+                clients: vec!["192.0.2.20".into()],
+            })
+            .collect(),
+    };
+    d.on_nut(look(Err("driver not connected")));
+    assert_eq!(
+        d.out.notifier.last_status(),
+        "OL: 2/2 sentinels answering; battery 100% (5m left); \
+         NUT not serving qnapups: driver not connected"
+    );
+    let nut = d.report().nut;
+    assert_eq!(nut.ups[1].problem.as_deref(), Some("driver not connected"));
+    assert_eq!(nut.ups[0].status.as_deref(), Some("OL"));
+    assert_eq!(nut.ups[0].clients, vec!["192.0.2.20"]);
+    d.on_nut(look(Ok("OL")));
+    assert_eq!(
+        d.out.notifier.last_status(),
+        "OL: 2/2 sentinels answering; battery 100% (5m left)"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_on_battery_goes_on_from_the_state_file() {
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    for _ in 0..16 {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    assert_eq!(status_of(&data), "OB");
+    let left = d.model.published().runtime;
+    drop(d);
+    // Down for 3 s, within the same boot: OB goes on, drained by those 3 s.
+    b.clock.advance(3 * S);
+    let mut d = b.daemon();
+    assert_eq!(d.model.status(), Status::OnBattery);
+    round(&mut d, &b.clock, S).await;
+    assert_eq!(status_of(&data), "OB");
+    assert_eq!(d.model.published().runtime, left - 3 - 2);
+}
