@@ -21,13 +21,13 @@ use crate::sys::sysexits::{
 
 mod render;
 
-pub use render::render_status;
+use render::render_status;
 
 /// A failure, with the exit status it gives.
 #[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
+struct Failure {
+    code: u8,
+    message: String,
 }
 
 impl Failure {
@@ -148,11 +148,7 @@ fn completions(shell: clap_complete::Shell) -> String {
 
 /// Sends `request` and reads the answer, all within `timeout`; a failure
 /// carries the exit status it gives.
-pub async fn call(
-    socket: &Path,
-    timeout: Duration,
-    request: &Request,
-) -> Result<Response, Failure> {
+async fn call(socket: &Path, timeout: Duration, request: &Request) -> Result<Response, Failure> {
     client::call(socket, timeout, request).await.map_err(|e| {
         let code = match &e {
             CallError::PermissionDenied(_) => EX_NOPERM,

@@ -14,7 +14,7 @@ fn ago(then: DateTime<Local>, now: DateTime<Local>) -> String {
 }
 
 /// The status for a person.
-pub fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
+pub(super) fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
     let mut o = String::new();
     let secs = |ms: u64| fmt_secs(ms / 1000);
     let _ = writeln!(
