@@ -39,15 +39,15 @@ pub fn skip(test: &str, reason: &str) {
 
 /// `require!(root_and_nut(), "name")`: return from the test when the check
 /// gives a reason not to run.
-#[macro_export]
 macro_rules! require {
     ($check:expr, $test:expr) => {
         if let Err(reason) = $check {
-            common::skip($test, &reason);
+            $crate::support::skip($test, &reason);
             return;
         }
     };
 }
+pub(crate) use require;
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
