@@ -9,10 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    self, Daemon, DataWatch, NetNs, Nut, StatusWatch, TestConfig, ctl_as, require, status_json,
-    stderr, stdout, workdir,
-};
+use crate::support::ctl::{ctl_as, status_json};
+use crate::support::daemon::{Daemon, DataWatch, TestConfig};
+use crate::support::netns::NetNs;
+use crate::support::nut::{Nut, StatusWatch};
+use crate::support::{self, require, stderr, stdout, workdir};
 use nix::sys::signal::Signal;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -185,7 +186,7 @@ fn only_root_or_group_fakeups_may_pause_but_anyone_reads_status() {
         support::root_and_netns(),
         "only_root_or_group_fakeups_may_pause_but_anyone_reads_status"
     );
-    support::ensure_fakeups_group();
+    support::ctl::ensure_fakeups_group();
     let dir = workdir();
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
     let daemon = Daemon::start_ready(dir.path(), &cfg);

@@ -4,10 +4,11 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    self, Daemon, DataWatch, NetNs, Nut, StatusWatch, TestConfig, monolog_in_order, require,
-    workdir,
-};
+use crate::support::daemon::{Daemon, DataWatch, TestConfig};
+use crate::support::logs::monolog_in_order;
+use crate::support::netns::NetNs;
+use crate::support::nut::{Nut, StatusWatch};
+use crate::support::{self, require, workdir};
 use nix::sys::signal::Signal;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -241,7 +242,7 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
     let path = dir.path().join("fakeups.toml");
     fs::write(&path, cfg.render(dir.path())).unwrap();
     // The daemon as systemd starts it, with a watchdog of 400 ms.
-    let start = |notify: &support::NotifySocket| {
+    let start = |notify: &support::notify::NotifySocket| {
         std::process::Command::new(support::FAKEUPS)
             .arg("--config")
             .arg(&path)
@@ -251,10 +252,10 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
             .spawn()
             .unwrap()
     };
-    let notify = support::NotifySocket::bind(dir.path());
+    let notify = support::notify::NotifySocket::bind(dir.path());
     let mut child = start(&notify);
     let ready = notify.wait_line("READY=1", 0, 10 * SEC);
-    let data = support::read_data_file(&dir.path().join("lib/fakeups.dev"));
+    let data = support::daemon::read_data_file(&dir.path().join("lib/fakeups.dev"));
     let _ = child.kill();
     let _ = child.wait();
     let r = ready.expect("READY=1");
@@ -263,7 +264,7 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
     assert!(msg.contains("STATUS=OL: 1/1 sentinels answering"), "{msg}");
 
     // A new run to count watchdog pings over 2 s: one per 200 ms.
-    let notify2 = support::NotifySocket::bind(&dir.path().join("lib"));
+    let notify2 = support::notify::NotifySocket::bind(&dir.path().join("lib"));
     let mut child = start(&notify2);
     notify2.wait_line("READY=1", 0, 10 * SEC).expect("READY=1");
     let n0 = notify2.count_lines("WATCHDOG=1");

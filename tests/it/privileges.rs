@@ -7,7 +7,9 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{self, NetNs, TestConfig, require, workdir};
+use crate::support::daemon::TestConfig;
+use crate::support::netns::NetNs;
+use crate::support::{self, require, workdir};
 
 fn nobody_config(dir: &std::path::Path) -> std::path::PathBuf {
     let mut cfg = TestConfig::new(&["127.0.0.1".to_string()]).render(dir);
@@ -91,7 +93,7 @@ fn datagram_icmp_works_without_capabilities() {
         .unwrap();
     let data = dir.path().join("lib/fakeups.dev");
     let ok = support::wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
-        support::read_data_file(&data)
+        support::daemon::read_data_file(&data)
             .get("ups.status")
             .filter(|s| *s == "OL")
             .map(|_| ())
