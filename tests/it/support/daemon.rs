@@ -15,8 +15,7 @@ use super::ctl::ctl_as;
 use super::notify::NotifySocket;
 use super::{FAKEUPS, wait_for};
 
-/// A test configuration with short timings; `extra` is appended verbatim
-/// (TOML tables after the generated ones must not repeat their names).
+/// A test configuration with short timings.
 pub struct TestConfig {
     pub sentinels: Vec<String>,
     pub quorum: String,

@@ -7,8 +7,6 @@
 //! Tests that need root, namespaces or NUT skip with a printed reason on a
 //! developer machine and fail under CI=true.
 
-#![allow(dead_code)]
-
 pub mod ctl;
 pub mod daemon;
 pub mod logs;
@@ -39,8 +37,8 @@ pub fn skip(test: &str, reason: &str) {
     eprintln!("SKIPPED {test}: {reason}");
 }
 
-/// `require!(root_and_nut(), "name")`: return from the test when the check
-/// gives a reason not to run.
+/// `require!(root_netns_and_nut(), "name")`: return from the test when the
+/// check gives a reason not to run.
 macro_rules! require {
     ($check:expr, $test:expr) => {
         if let Err(reason) = $check {
