@@ -2,14 +2,14 @@
 //! and `PATH:LINE:COL: problem` (or `PATH: key: problem` for a problem that
 //! has no single place); the shipped file is valid.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support;
+
 fn check(path: &Path) -> (i32, String, String) {
-    let out = Command::new(common::FAKEUPS)
+    let out = Command::new(support::FAKEUPS)
         .arg("--check-config")
         .arg("--config")
         .arg(path)
@@ -47,7 +47,7 @@ fn every_example_config_is_valid() {
 
 #[test]
 fn broken_configs_exit_78_with_their_place() {
-    let dir = common::workdir();
+    let dir = support::workdir();
     // (file text, expected message after "PATH:", where `L:C: ` is the place)
     let cases: &[(&str, &str)] = &[
         // TOML syntax: an unterminated string
@@ -120,7 +120,7 @@ fn broken_configs_exit_78_with_their_place() {
 
 #[test]
 fn a_semantic_error_without_a_place_names_the_key() {
-    let dir = common::workdir();
+    let dir = support::workdir();
     let path = dir.path().join("f.toml");
     // low-runtime keeps its default (3m), which is not below this runtime.
     fs::write(&path, "[battery]\nruntime = \"2m\"\n").unwrap();
@@ -147,10 +147,10 @@ fn a_missing_file_is_a_config_error() {
 
 #[test]
 fn the_daemon_refuses_to_start_on_a_bad_config() {
-    let dir = common::workdir();
+    let dir = support::workdir();
     let path = dir.path().join("f.toml");
     fs::write(&path, "sentinels = []\n").unwrap();
-    let out = Command::new(common::FAKEUPS)
+    let out = Command::new(support::FAKEUPS)
         .arg("--config")
         .arg(&path)
         .output()

@@ -3,13 +3,13 @@
 //! any capability. Both run as user nobody inside a test namespace, where
 //! net.ipv4.ping_group_range is the namespace's own.
 
-mod common;
-
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{NetNs, TestConfig, workdir};
+use crate::support::daemon::TestConfig;
+use crate::support::netns::NetNs;
+use crate::support::{self, require, workdir};
 
 fn nobody_config(dir: &std::path::Path) -> std::path::PathBuf {
     let mut cfg = TestConfig::new(&["127.0.0.1".to_string()]).render(dir);
@@ -41,7 +41,7 @@ fn as_nobody_in(ns: &NetNs, config: &std::path::Path) -> Command {
         "--inh-caps=-all",
         "--bounding-set=-all",
         "--",
-        common::FAKEUPS,
+        support::FAKEUPS,
         "--config",
     ])
     .arg(config)
@@ -53,7 +53,7 @@ fn as_nobody_in(ns: &NetNs, config: &std::path::Path) -> Command {
 #[test]
 fn no_icmp_socket_exits_77_naming_both_remedies() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "no_icmp_socket_exits_77_naming_both_remedies"
     );
     let ns = NetNs::new();
@@ -80,7 +80,7 @@ fn no_icmp_socket_exits_77_naming_both_remedies() {
 #[test]
 fn datagram_icmp_works_without_capabilities() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "datagram_icmp_works_without_capabilities"
     );
     let ns = NetNs::new();
@@ -92,8 +92,8 @@ fn datagram_icmp_works_without_capabilities() {
         .spawn()
         .unwrap();
     let data = dir.path().join("lib/fakeups.dev");
-    let ok = common::wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
-        common::read_data_file(&data)
+    let ok = support::wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        support::daemon::read_data_file(&data)
             .get("ups.status")
             .filter(|s| *s == "OL")
             .map(|_| ())

@@ -2,8 +2,6 @@
 //! fakeupsctl binary: pause, resume, expiry, persistence, authorization, the
 //! NUT view against a real upsd, and bad clients.
 
-mod common;
-
 use std::fs;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -11,10 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    Daemon, DataWatch, NetNs, Nut, StatusWatch, TestConfig, ctl_as, status_json, stderr, stdout,
-    workdir,
-};
+use crate::support::ctl::{ctl_as, status_json};
+use crate::support::daemon::{Daemon, DataWatch, TestConfig};
+use crate::support::netns::NetNs;
+use crate::support::nut::{Nut, StatusWatch};
+use crate::support::{self, require, stderr, stdout, workdir};
 use nix::sys::signal::Signal;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -34,7 +33,7 @@ fn is_pause_line(line: &str, by: &str, why: &str) -> bool {
 #[test]
 fn pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob() {
     require!(
-        common::root_netns_and_nut(),
+        support::root_netns_and_nut(),
         "pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob"
     );
     let ns = NetNs::new();
@@ -113,7 +112,10 @@ fn pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob() {
 
 #[test]
 fn a_pause_for_2s_expires_by_itself() {
-    require!(common::root_and_netns(), "a_pause_for_2s_expires_by_itself");
+    require!(
+        support::root_and_netns(),
+        "a_pause_for_2s_expires_by_itself"
+    );
     let ns = NetNs::new();
     let dir = workdir();
     let cfg = TestConfig::new(&[ns.peer_ip()]);
@@ -132,7 +134,7 @@ fn a_pause_for_2s_expires_by_itself() {
         expired >= 2 * SEC && expired < 3 * SEC,
         "expired after {expired:?}"
     );
-    let ob = common::wait_for(4 * SEC, Duration::from_millis(20), || file.first("OB"));
+    let ob = support::wait_for(4 * SEC, Duration::from_millis(20), || file.first("OB"));
     let ob = ob.unwrap_or_else(|| panic!("no OB after expiry: {}", daemon.log()));
     // OL until the expiry, OB a full on-battery-after later.
     assert!(
@@ -146,7 +148,7 @@ fn a_pause_for_2s_expires_by_itself() {
 #[test]
 fn a_pause_survives_a_daemon_restart() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "a_pause_survives_a_daemon_restart"
     );
     let ns = NetNs::new();
@@ -181,10 +183,10 @@ fn a_pause_survives_a_daemon_restart() {
 #[test]
 fn only_root_or_group_fakeups_may_pause_but_anyone_reads_status() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "only_root_or_group_fakeups_may_pause_but_anyone_reads_status"
     );
-    common::ensure_fakeups_group();
+    support::ctl::ensure_fakeups_group();
     let dir = workdir();
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
     let daemon = Daemon::start_ready(dir.path(), &cfg);
@@ -249,7 +251,7 @@ fn nut_login(nut: &Nut, user: &str, pass: &str, ups: &str) -> TcpStream {
 #[test]
 fn status_shows_what_upsd_serves_and_its_problems() {
     require!(
-        common::root_netns_and_nut(),
+        support::root_netns_and_nut(),
         "status_shows_what_upsd_serves_and_its_problems"
     );
     let dir = workdir();
@@ -265,7 +267,7 @@ fn status_shows_what_upsd_serves_and_its_problems() {
     let mut nut = Nut::start_on(&daemon.data_file(), &["fakeups", "qnapups"], port);
 
     let _client = nut_login(&nut, "admin", "123456", "qnapups");
-    let seen = common::wait_for(8 * SEC, Duration::from_millis(200), || {
+    let seen = support::wait_for(8 * SEC, Duration::from_millis(200), || {
         let s = status_json(&daemon.socket());
         (s["nut"]["ups"][1]["clients"] == serde_json::json!(["127.0.0.1"])).then_some(s)
     });
@@ -364,7 +366,7 @@ fn framed(body: &[u8]) -> Vec<u8> {
 #[test]
 fn bad_clients_get_an_error_or_a_closed_connection_and_never_stop_the_daemon() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "bad_clients_get_an_error_or_a_closed_connection_and_never_stop_the_daemon"
     );
     let dir = workdir();
@@ -424,7 +426,7 @@ fn bad_clients_get_an_error_or_a_closed_connection_and_never_stop_the_daemon() {
     // 50 clients at once all get answers.
     let children: Vec<_> = (0..50)
         .map(|_| {
-            Command::new(common::FAKEUPSCTL)
+            Command::new(support::FAKEUPSCTL)
                 .arg("--socket")
                 .arg(&sock)
                 .args(["status", "--json"])
@@ -453,7 +455,7 @@ fn bad_clients_get_an_error_or_a_closed_connection_and_never_stop_the_daemon() {
 #[test]
 fn fakeupsctl_errors_are_one_line_with_their_exit_status() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "fakeupsctl_errors_are_one_line_with_their_exit_status"
     );
     let dir = workdir();
@@ -512,7 +514,7 @@ fn fakeupsctl_errors_are_one_line_with_their_exit_status() {
     // A path that is not a socket is never removed: the daemon refuses to start.
     fs::write(daemon.socket(), "not a socket").unwrap();
     daemon.spawn();
-    let status = common::wait_for(10 * SEC, Duration::from_millis(50), || {
+    let status = support::wait_for(10 * SEC, Duration::from_millis(50), || {
         daemon
             .child
             .as_mut()

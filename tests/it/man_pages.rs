@@ -2,13 +2,13 @@
 //! binary and each subcommand) and every configuration key is in its page,
 //! each page names the package version, and `mandoc -T lint` finds nothing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::CommandFactory;
 use fakeups::cli::{CtlArgs, DaemonArgs};
+
+use crate::support;
 
 fn page(name: &str) -> (PathBuf, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man").join(name);
@@ -111,8 +111,8 @@ fn fakeups_toml_5_documents_every_key() {
 
 #[test]
 fn mandoc_lint_finds_nothing() {
-    if !common::have("mandoc") {
-        common::skip(
+    if !support::have("mandoc") {
+        support::skip(
             "mandoc_lint_finds_nothing",
             "needs mandoc (apt-get install mandoc)",
         );

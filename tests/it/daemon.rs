@@ -1,12 +1,14 @@
 //! The real fakeups daemon against real ICMP (sentinels on veth pairs in
 //! network namespaces this test creates) and a real upsd + dummy-ups.
 
-mod common;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, DataWatch, NetNs, Nut, StatusWatch, TestConfig, monolog_in_order, workdir};
+use crate::support::daemon::{Daemon, DataWatch, TestConfig};
+use crate::support::logs::monolog_in_order;
+use crate::support::netns::NetNs;
+use crate::support::nut::{Nut, StatusWatch};
+use crate::support::{self, require, workdir};
 use nix::sys::signal::Signal;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -25,7 +27,7 @@ fn cap_eff(pid: i32) -> String {
 #[test]
 fn outage_goes_ob_then_lb_then_ol_through_upsd() {
     require!(
-        common::root_netns_and_nut(),
+        support::root_netns_and_nut(),
         "outage_goes_ob_then_lb_then_ol_through_upsd"
     );
     let ns = NetNs::new();
@@ -106,7 +108,7 @@ fn outage_goes_ob_then_lb_then_ol_through_upsd() {
 #[test]
 fn quorum_all_holds_with_one_of_two_and_any_goes_ob_after_reload() {
     require!(
-        common::root_netns_and_nut(),
+        support::root_netns_and_nut(),
         "quorum_all_holds_with_one_of_two_and_any_goes_ob_after_reload"
     );
     let (a, b) = (NetNs::new(), NetNs::new());
@@ -148,7 +150,7 @@ fn quorum_all_holds_with_one_of_two_and_any_goes_ob_after_reload() {
     // A broken file on reload: refused with its place, the daemon goes on.
     fs::write(&daemon.config, "[detection]\nquorum = \"most\"\n").unwrap();
     daemon.signal(Signal::SIGHUP);
-    let found = common::wait_for(5 * SEC, Duration::from_millis(50), || {
+    let found = support::wait_for(5 * SEC, Duration::from_millis(50), || {
         daemon
             .log()
             .lines()
@@ -171,7 +173,7 @@ fn quorum_all_holds_with_one_of_two_and_any_goes_ob_after_reload() {
 #[test]
 fn restart_after_kill_9_on_battery_keeps_charge_and_status() {
     require!(
-        common::root_netns_and_nut(),
+        support::root_netns_and_nut(),
         "restart_after_kill_9_on_battery_keeps_charge_and_status"
     );
     let ns = NetNs::new();
@@ -232,7 +234,7 @@ fn restart_after_kill_9_on_battery_keeps_charge_and_status() {
 #[test]
 fn notifies_systemd_ready_watchdog_status_stopping() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "notifies_systemd_ready_watchdog_status_stopping"
     );
     let dir = workdir();
@@ -240,8 +242,8 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
     let path = dir.path().join("fakeups.toml");
     fs::write(&path, cfg.render(dir.path())).unwrap();
     // The daemon as systemd starts it, with a watchdog of 400 ms.
-    let start = |notify: &common::NotifySocket| {
-        std::process::Command::new(common::FAKEUPS)
+    let start = |notify: &support::notify::NotifySocket| {
+        std::process::Command::new(support::FAKEUPS)
             .arg("--config")
             .arg(&path)
             .env("NOTIFY_SOCKET", &notify.path)
@@ -250,10 +252,10 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
             .spawn()
             .unwrap()
     };
-    let notify = common::NotifySocket::bind(dir.path());
+    let notify = support::notify::NotifySocket::bind(dir.path());
     let mut child = start(&notify);
     let ready = notify.wait_line("READY=1", 0, 10 * SEC);
-    let data = common::read_data_file(&dir.path().join("lib/fakeups.dev"));
+    let data = support::daemon::read_data_file(&dir.path().join("lib/fakeups.dev"));
     let _ = child.kill();
     let _ = child.wait();
     let r = ready.expect("READY=1");
@@ -262,7 +264,7 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
     assert!(msg.contains("STATUS=OL: 1/1 sentinels answering"), "{msg}");
 
     // A new run to count watchdog pings over 2 s: one per 200 ms.
-    let notify2 = common::NotifySocket::bind(&dir.path().join("lib"));
+    let notify2 = support::notify::NotifySocket::bind(&dir.path().join("lib"));
     let mut child = start(&notify2);
     notify2.wait_line("READY=1", 0, 10 * SEC).expect("READY=1");
     let n0 = notify2.count_lines("WATCHDOG=1");
@@ -287,7 +289,7 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
 #[test]
 fn gateway_sentinel_follows_the_default_route() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "gateway_sentinel_follows_the_default_route"
     );
     let ns = NetNs::new();
@@ -305,7 +307,7 @@ fn gateway_sentinel_follows_the_default_route() {
     let file = DataWatch::start(daemon.data_file());
     ns.cut();
     assert!(
-        common::wait_for(4 * SEC, Duration::from_millis(50), || file.first("OB")).is_some(),
+        support::wait_for(4 * SEC, Duration::from_millis(50), || file.first("OB")).is_some(),
         "{}",
         daemon.log()
     );
@@ -318,7 +320,7 @@ fn gateway_sentinel_follows_the_default_route() {
     );
     ns.restore();
     assert!(
-        common::wait_for(3 * SEC, Duration::from_millis(50), || {
+        support::wait_for(3 * SEC, Duration::from_millis(50), || {
             (daemon.data()["ups.status"] == "OL").then_some(())
         })
         .is_some()
@@ -328,7 +330,7 @@ fn gateway_sentinel_follows_the_default_route() {
 /// IPv6, IPv4 and a host name in one round, all on loopback.
 #[test]
 fn pings_ipv6_ipv4_and_names() {
-    require!(common::root_and_netns(), "pings_ipv6_ipv4_and_names");
+    require!(support::root_and_netns(), "pings_ipv6_ipv4_and_names");
     let dir = workdir();
     let cfg = TestConfig::new(&["::1".into(), "127.0.0.1".into(), "localhost".into()]);
     let daemon = Daemon::start_ready(dir.path(), &cfg);
@@ -349,11 +351,11 @@ fn pings_ipv6_ipv4_and_names() {
 #[test]
 fn resolver_failure_keeps_the_last_good_address() {
     require!(
-        common::root_and_netns(),
+        support::root_and_netns(),
         "resolver_failure_keeps_the_last_good_address"
     );
-    if !common::have("unshare") {
-        common::skip(
+    if !support::have("unshare") {
+        support::skip(
             "resolver_failure_keeps_the_last_good_address",
             "needs unshare (util-linux)",
         );
@@ -389,7 +391,7 @@ fn resolver_failure_keeps_the_last_good_address() {
     assert_eq!(daemon.data()["ups.status"], "OL", "{}", daemon.log());
     // The name goes away; the file keeps its inode so the bind mount sees it.
     fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
-    let line = common::wait_for(3 * SEC, Duration::from_millis(50), || {
+    let line = support::wait_for(3 * SEC, Duration::from_millis(50), || {
         daemon
             .log()
             .lines()

@@ -1,0 +1,11 @@
+//! The integration tests, one crate: the real fakeups and fakeupsctl
+//! binaries against real ICMP in network namespaces, a real upsd with
+//! dummy-ups, and the man pages. One crate links once and lets rustc's
+//! dead-code lint see every use of the fixtures in `support`.
+
+mod check_config;
+mod control;
+mod daemon;
+mod man_pages;
+mod privileges;
+mod support;
