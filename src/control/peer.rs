@@ -71,13 +71,81 @@ fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
     }
 }
 
-pub fn peer_of(stream: &UnixStream) -> io::Result<Peer> {
+/// What the kernel told of the peer when it connected. SO_PEERGROUPS may
+/// fail where SO_PEERCRED works: kernels before 4.13 lack it, and qemu-user
+/// (which runs the ARM packages in tests) does not translate it.
+pub struct Credentials {
+    uid: u32,
+    gid: u32,
+    pid: Option<i32>,
+    groups: io::Result<Vec<u32>>,
+}
+
+/// The caller's groups could be read neither from the socket nor from /proc.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the groups of the caller (uid {uid}): SO_PEERGROUPS: {sockopt}; {fallback}")]
+pub struct GroupsUnknown {
+    uid: u32,
+    sockopt: io::Error,
+    fallback: String,
+}
+
+/// Reads the peer's credentials from the socket; no file or database is read.
+pub fn credentials(stream: &UnixStream) -> io::Result<Credentials> {
     let cred = stream.peer_cred()?;
-    Ok(Peer {
+    Ok(Credentials {
         uid: cred.uid(),
         gid: cred.gid(),
-        groups: peer_groups(stream.as_fd())?,
+        pid: cred.pid(),
+        groups: peer_groups(stream.as_fd()),
     })
+}
+
+impl Credentials {
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// The peer, with its supplementary groups from the socket or, where
+    /// the socket gave none, from /proc/PID/status (the peer is alive: it
+    /// waits for the answer). Root needs no groups. May read a file: call
+    /// it off the loop's thread.
+    pub fn resolve(self) -> Result<Peer, GroupsUnknown> {
+        let groups = match self.groups {
+            Ok(groups) => groups,
+            Err(_) if self.uid == 0 => vec![],
+            Err(sockopt) => {
+                let fallback = match self.pid {
+                    None => Err("the kernel gave no process id".to_string()),
+                    Some(pid) => {
+                        let path = format!("/proc/{pid}/status");
+                        std::fs::read_to_string(&path)
+                            .map_err(|e| format!("{path}: {e}"))
+                            .and_then(|text| {
+                                groups_in_status(&text)
+                                    .ok_or_else(|| format!("{path}: no Groups line"))
+                            })
+                    }
+                };
+                fallback.map_err(|fallback| GroupsUnknown {
+                    uid: self.uid,
+                    sockopt,
+                    fallback,
+                })?
+            }
+        };
+        Ok(Peer {
+            uid: self.uid,
+            gid: self.gid,
+            groups,
+        })
+    }
+}
+
+/// The supplementary groups on the `Groups:` line of /proc/PID/status.
+fn groups_in_status(text: &str) -> Option<Vec<u32>> {
+    let line = text.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    line.split_whitespace().map(|g| g.parse().ok()).collect()
 }
 
 #[cfg(test)]
@@ -96,5 +164,25 @@ mod tests {
         assert!(peer(1000, 1000, &[27, 998]).may_control(Some(998)));
         assert!(!peer(1000, 1000, &[27]).may_control(Some(998)));
         assert!(!peer(65534, 65534, &[]).may_control(None));
+    }
+
+    #[test]
+    fn groups_from_proc_status_match_the_process() {
+        let text = std::fs::read_to_string("/proc/self/status").unwrap();
+        let mut from_proc = groups_in_status(&text).unwrap();
+        let mut own: Vec<u32> = nix::unistd::getgroups()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        from_proc.sort_unstable();
+        own.sort_unstable();
+        assert_eq!(from_proc, own);
+        assert_eq!(
+            groups_in_status("Name:\tx\nGroups:\t27 998 \nPid:\t1\n"),
+            Some(vec![27, 998])
+        );
+        assert_eq!(groups_in_status("Groups:\t\n"), Some(vec![]));
+        assert_eq!(groups_in_status("Name:\tx\n"), None);
     }
 }

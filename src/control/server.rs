@@ -13,7 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::peer::{CONTROL_GROUP, control_gid, peer_of};
+use super::peer::{CONTROL_GROUP, control_gid, credentials};
 use super::protocol::{
     self, ErrorKind, FrameError, PROTOCOL_VERSION, Request, Response, ResponseFrame,
 };
@@ -202,8 +202,8 @@ async fn answer(
         Request::Resume {} => None,
     };
     let what = if pause.is_some() { "pause" } else { "resume" };
-    let peer = match peer_of(stream) {
-        Ok(peer) => peer,
+    let cred = match credentials(stream) {
+        Ok(cred) => cred,
         Err(e) => {
             return Response::error(
                 ErrorKind::Failed,
@@ -211,18 +211,21 @@ async fn answer(
             );
         }
     };
-    // The user and group databases may be sssd or LDAP: looked up off the
-    // daemon's thread, which also runs the rounds and the watchdog.
-    let lookup = {
-        let peer = peer.clone();
-        tokio::task::spawn_blocking(move || (peer.name(), control_gid()))
-    };
-    let (by, group) = match lookup.await {
-        Ok(found) => found,
+    let uid = cred.uid();
+    // The user and group databases may be sssd or LDAP, and the caller's
+    // groups may have to come from /proc: looked up off the daemon's
+    // thread, which also runs the rounds and the watchdog.
+    let lookup = tokio::task::spawn_blocking(move || {
+        cred.resolve()
+            .map(|peer| (peer.name(), control_gid(), peer))
+    });
+    let (by, group, peer) = match lookup.await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return Response::error(ErrorKind::Failed, e.to_string()),
         Err(e) => {
             return Response::error(
                 ErrorKind::Failed,
-                format!("cannot look up the caller (uid {}): {e}", peer.uid),
+                format!("cannot look up the caller (uid {uid}): {e}"),
             );
         }
     };

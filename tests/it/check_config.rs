@@ -4,12 +4,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use crate::support;
 
 fn check(path: &Path) -> (i32, String, String) {
-    let out = Command::new(support::FAKEUPS)
+    let out = support::FAKEUPS
+        .command()
         .arg("--check-config")
         .arg("--config")
         .arg(path)
@@ -150,7 +150,8 @@ fn the_daemon_refuses_to_start_on_a_bad_config() {
     let dir = support::workdir();
     let path = dir.path().join("f.toml");
     fs::write(&path, "sentinels = []\n").unwrap();
-    let out = Command::new(support::FAKEUPS)
+    let out = support::FAKEUPS
+        .command()
         .arg("--config")
         .arg(&path)
         .output()

@@ -243,7 +243,8 @@ fn notifies_systemd_ready_watchdog_status_stopping() {
     fs::write(&path, cfg.render(dir.path())).unwrap();
     // The daemon as systemd starts it, with a watchdog of 400 ms.
     let start = |notify: &support::notify::NotifySocket| {
-        std::process::Command::new(support::FAKEUPS)
+        support::FAKEUPS
+            .command()
             .arg("--config")
             .arg(&path)
             .env("NOTIFY_SOCKET", &notify.path)

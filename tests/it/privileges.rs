@@ -41,9 +41,9 @@ fn as_nobody_in(ns: &NetNs, config: &std::path::Path) -> Command {
         "--inh-caps=-all",
         "--bounding-set=-all",
         "--",
-        support::FAKEUPS,
-        "--config",
     ])
+    .args(support::FAKEUPS.argv())
+    .arg("--config")
     .arg(config)
     .env_remove("NOTIFY_SOCKET")
     .stdin(Stdio::null());

@@ -9,7 +9,7 @@ use super::{FAKEUPSCTL, must, stderr};
 /// `setpriv --reuid=nobody --regid=nogroup` and the given group list.
 pub fn ctl_as(socket: &Path, args: &[&str], user: Option<&[&str]>) -> Output {
     let mut cmd = match user {
-        None => Command::new(FAKEUPSCTL),
+        None => FAKEUPSCTL.command(),
         Some(groups) => {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=nobody", "--regid=nogroup"]);
@@ -18,7 +18,7 @@ pub fn ctl_as(socket: &Path, args: &[&str], user: Option<&[&str]>) -> Output {
             } else {
                 c.arg(format!("--groups={}", groups.join(",")));
             }
-            c.arg("--").arg(FAKEUPSCTL);
+            c.arg("--").args(FAKEUPSCTL.argv());
             c
         }
     };

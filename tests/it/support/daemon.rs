@@ -121,10 +121,10 @@ impl Daemon {
         let mut cmd = match self.prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(FAKEUPS);
+                c.args(rest).args(FAKEUPS.argv());
                 c
             }
-            None => Command::new(FAKEUPS),
+            None => FAKEUPS.command(),
         };
         cmd.arg("--config")
             .arg(&self.config)

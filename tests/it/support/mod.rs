@@ -14,14 +14,55 @@ pub mod netns;
 pub mod notify;
 pub mod nut;
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const FAKEUPS: &str = env!("CARGO_BIN_EXE_fakeups");
-pub const FAKEUPSCTL: &str = env!("CARGO_BIN_EXE_fakeupsctl");
+/// The binaries under test. By default the ones cargo built for this run;
+/// with `FAKEUPS_TEST_BIN_DIR` the ones in that directory (the release
+/// binaries of a package, e.g. for ARM), started through the words of
+/// `FAKEUPS_TEST_RUNNER` (e.g. `qemu-arm-static -cpu arm1176`).
+#[derive(Debug, Clone, Copy)]
+pub enum Bin {
+    Fakeups,
+    Fakeupsctl,
+}
+
+impl Bin {
+    fn path(self) -> PathBuf {
+        let (name, built) = match self {
+            Bin::Fakeups => ("fakeups", env!("CARGO_BIN_EXE_fakeups")),
+            Bin::Fakeupsctl => ("fakeupsctl", env!("CARGO_BIN_EXE_fakeupsctl")),
+        };
+        match std::env::var_os("FAKEUPS_TEST_BIN_DIR") {
+            Some(dir) => PathBuf::from(dir).join(name),
+            None => PathBuf::from(built),
+        }
+    }
+
+    /// The command line that starts it: the runner's words, then the binary.
+    pub fn argv(self) -> Vec<OsString> {
+        let runner = std::env::var("FAKEUPS_TEST_RUNNER").unwrap_or_default();
+        let mut argv: Vec<OsString> = runner.split_whitespace().map(OsString::from).collect();
+        argv.push(self.path().into_os_string());
+        argv
+    }
+
+    /// A command that runs it.
+    pub fn command(self) -> Command {
+        let argv = self.argv();
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    }
+}
+
+pub const FAKEUPS: Bin = Bin::Fakeups;
+pub const FAKEUPSCTL: Bin = Bin::Fakeupsctl;
 
 /// Whether this run is CI, where nothing may be skipped.
 pub fn in_ci() -> bool {
