@@ -1,7 +1,13 @@
 #!/bin/bash
 # Builds the fakeups .deb for amd64 and for Raspberry Pi OS (arm64, armhf),
-# installing what that needs: rustup targets, Debian's cross gcc, qemu-user
-# (to check the ARM binaries run) and cargo-deb.
+# installing what that needs: rustup targets, Debian's cross gcc for arm64,
+# zig and cargo-zigbuild for armhf (see packaging/armv6.sh), qemu-user (to
+# check the ARM binaries run on the oldest CPU of their package) and
+# cargo-deb.
+#
+# armhf is Raspberry Pi OS 32-bit: ARMv6 with VFPv2 (Pi 1, Zero, Zero W) as
+# well as newer boards. Its binaries are static (musl) ARMv6 ones; this
+# script fails when readelf shows them ARMv7 or Thumb-2.
 #
 #   packaging/build-deb.sh                 all three architectures
 #   packaging/build-deb.sh --host          only this machine's architecture
@@ -31,14 +37,14 @@ host_arch=$(dpkg --print-architecture)
 case "$host_arch" in
     amd64) host_target=x86_64-unknown-linux-gnu ;;
     arm64) host_target=aarch64-unknown-linux-gnu ;;
-    armhf) host_target=armv7-unknown-linux-gnueabihf ;;
+    armhf) host_target=arm-unknown-linux-musleabihf ;;
     *) echo "unsupported build machine: $host_arch" >&2; exit 1 ;;
 esac
 
 if [ "$host_only" = yes ]; then
     targets=("$host_target")
 else
-    targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+    targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu arm-unknown-linux-musleabihf)
 fi
 
 # cargo-deb puts its generated snippets (user, unit) wherever the token
@@ -56,30 +62,33 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
     cargo install cargo-deb --locked --version '^3'
 fi
 
-# The assets every package shares: compressed man pages and the bash
-# completion generated from the clap definition (by the host binary).
-echo "== assets"
-cargo build --release --locked --bin fakeupsctl
-mkdir -p target/assets
-for page in fakeups.8 fakeupsctl.8 fakeups.toml.5; do
-    gzip -9n -c "man/$page" >"target/assets/$page.gz"
-done
-target/release/fakeupsctl completions bash >target/assets/fakeupsctl.bash
-
 debs=()
 host_deb=""
 for target in "${targets[@]}"; do
     echo "== $target"
     cross_args=()
-    if [ "$target" != "$host_target" ]; then
+    runner=()
+    if [ "$target" = arm-unknown-linux-musleabihf ]; then
+        # Not a target rustup serves: std is built from source, linked with
+        # zig against its own musl (packaging/armv6.sh says why).
+        # shellcheck source=packaging/armv6.sh
+        . packaging/armv6.sh
+        armv6_build
+        cross_args=(--target "$target" --no-build)
+        [ "$host_arch" != armhf ] && runner=(qemu-arm-static -cpu arm1176)
+    elif [ "$target" != "$host_target" ]; then
         case "$target" in
-            aarch64-unknown-linux-gnu) apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static ;;
-            armv7-unknown-linux-gnueabihf) apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static ;;
+            aarch64-unknown-linux-gnu)
+                apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+                # The Pi 3, Zero 2 W and CM3's core: the oldest arm64 Pi.
+                runner=(qemu-aarch64-static -cpu cortex-a53 -L /usr/aarch64-linux-gnu)
+                ;;
             x86_64-unknown-linux-gnu)
                 apt_install gcc-x86-64-linux-gnu libc6-dev-amd64-cross qemu-user-static
                 # Not in .cargo/config.toml: there it would apply to native
                 # amd64 builds too.
                 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=x86_64-linux-gnu-gcc
+                runner=(qemu-x86_64-static -L /usr/x86_64-linux-gnu)
                 ;;
         esac
         rustup target list --installed | grep -qx "$target" || rustup target add "$target"
@@ -89,16 +98,12 @@ for target in "${targets[@]}"; do
     debs+=("$deb")
     [ "$target" = "$host_target" ] && host_deb=$deb
     bin_dir=target/release
-    [ "$target" != "$host_target" ] && bin_dir=target/$target/release
-    # The binaries run (under qemu-user for ARM) and say who they are.
-    runner=()
-    if [ "$target" != "$host_target" ]; then
-        case "$target" in
-            aarch64-unknown-linux-gnu) runner=(qemu-aarch64-static -L /usr/aarch64-linux-gnu) ;;
-            armv7-unknown-linux-gnueabihf) runner=(qemu-arm-static -L /usr/arm-linux-gnueabihf) ;;
-            x86_64-unknown-linux-gnu) runner=(qemu-x86_64-static -L /usr/x86_64-linux-gnu) ;;
-        esac
+    [ "${#cross_args[@]}" -gt 0 ] && bin_dir=target/$target/release
+    if [ "$target" = arm-unknown-linux-musleabihf ]; then
+        armv6_check "$bin_dir/fakeups" "$bin_dir/fakeupsctl"
     fi
+    # The binaries run (under qemu-user for ARM, on the oldest CPU the
+    # package is for) and say who they are.
     for bin in fakeups fakeupsctl; do
         echo "   $bin --version: $("${runner[@]}" "$bin_dir/$bin" --version)"
     done

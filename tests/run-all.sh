@@ -4,8 +4,10 @@
 #   2. cargo test: unit tests, and integration tests that run the real
 #      binaries against real ICMP in network namespaces and a real upsd
 #      (and check the man pages against --help)
-#   3. the .deb for amd64, arm64 and armhf, each checked by lintian, the ARM
-#      binaries run under qemu-user (packaging/build-deb.sh)
+#   3. the .deb for amd64, arm64 and armhf, each checked by lintian, the
+#      armhf binaries checked to be ARMv6 without Thumb-2
+#      (packaging/build-deb.sh); then the integration tests against the ARM
+#      packages' binaries under qemu-user (-cpu cortex-a53, -cpu arm1176)
 #   4. the end-to-end test: the amd64 .deb installed into booted bookworm and
 #      trixie containers (tests/e2e/run.sh)
 #   5. a smoke run of the benchmark (tests/bench/run.sh --smoke), so it
@@ -36,6 +38,17 @@ cargo test --all-targets --locked
 
 echo "== packages (packaging/build-deb.sh)"
 packaging/build-deb.sh
+
+# The integration tests again, against the release binaries that went into
+# the ARM packages, each under qemu-user on the oldest CPU of its package.
+run_it_under() {
+    local triple=$1 runner=$2
+    echo "== integration tests: $triple binaries under $runner"
+    FAKEUPS_TEST_BIN_DIR="$PWD/target/$triple/release" FAKEUPS_TEST_RUNNER="$runner" \
+        cargo test --locked --test it
+}
+run_it_under aarch64-unknown-linux-gnu "qemu-aarch64-static -cpu cortex-a53 -L /usr/aarch64-linux-gnu"
+run_it_under arm-unknown-linux-musleabihf "qemu-arm-static -cpu arm1176"
 version=$(cargo pkgid | sed -E 's/.*[#@]//')
 deb=target/debian/fakeups_${version}-1_$(dpkg --print-architecture).deb
 

@@ -134,3 +134,23 @@ fn mandoc_lint_finds_nothing() {
         );
     }
 }
+
+/// The bash completion the package installs is committed (so that `cargo
+/// deb` works on a fresh clone) and must be what the command line gives.
+#[test]
+fn the_committed_bash_completion_matches_the_command_line() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/fakeupsctl.bash");
+    let committed =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let out = support::FAKEUPSCTL
+        .command()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert!(
+        support::stdout(&out) == committed,
+        "{} is out of date: run `fakeupsctl completions bash > packaging/fakeupsctl.bash`",
+        path.display()
+    );
+}
