@@ -11,7 +11,7 @@ as_root() {
 apt_install() {
     local missing=()
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+        [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"ok installed" ]] || missing+=("$p")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "installing: ${missing[*]}"

@@ -28,7 +28,7 @@ ARMV6_TARGET=arm-unknown-linux-musleabihf
 # cargo-zigbuild, rust-src, and readelf and qemu for the checks.
 armv6_tools() {
     apt_install python3 python3-venv binutils qemu-user-static
-    rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
+    grep -q '^rust-src' <<<"$(rustup component list --installed)" || rustup component add rust-src
     local dir="${FAKEUPS_TOOLS_DIR:-$HOME/.cache/fakeups-tools}/zig-$ZIG_VERSION"
     if [ ! -x "$dir/bin/zig" ]; then
         echo "== installing zig $ZIG_VERSION (PyPI ziglang) into $dir"
@@ -41,7 +41,7 @@ armv6_tools() {
             "$dir/bin/zig"
     fi
     export PATH="$dir/bin:$PATH"
-    if ! cargo zigbuild --version 2>/dev/null | grep -qF "$CARGO_ZIGBUILD_VERSION"; then
+    if ! grep -qF "$CARGO_ZIGBUILD_VERSION" <<<"$(cargo zigbuild --version 2>/dev/null)"; then
         echo "== installing cargo-zigbuild $CARGO_ZIGBUILD_VERSION"
         cargo install cargo-zigbuild --locked --version "$CARGO_ZIGBUILD_VERSION"
     fi
@@ -71,7 +71,7 @@ armv6_check() {
             echo "$attrs" >&2
             return 1
         fi
-        if readelf -l "$bin" | grep -q 'INTERP'; then
+        if grep -q 'INTERP' <<<"$(readelf -l "$bin")"; then
             echo "$bin is not static: it would load the system's ARMv7 libc" >&2
             return 1
         fi

@@ -91,7 +91,7 @@ for target in "${targets[@]}"; do
                 runner=(qemu-x86_64-static -L /usr/x86_64-linux-gnu)
                 ;;
         esac
-        rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+        grep -qx "$target" <<<"$(rustup target list --installed)" || rustup target add "$target"
         cross_args=(--target "$target")
     fi
     deb=$(cargo deb --locked "${cross_args[@]}" | tail -n 1)

@@ -30,7 +30,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 if command -v rustup >/dev/null 2>&1; then
     for c in clippy rustfmt; do
-        rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+        grep -q "^$c" <<<"$(rustup component list --installed 2>/dev/null)" || rustup component add "$c"
     done
 fi
 

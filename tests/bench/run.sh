@@ -49,7 +49,7 @@ arm64_triple=aarch64-unknown-linux-gnu
 if $smoke; then
     bins+=(--arm64-note "not built in a smoke run")
 elif command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 &&
-        rustup target list --installed 2>/dev/null | grep -qx "$arm64_triple"; then
+        grep -qx "$arm64_triple" <<<"$(rustup target list --installed 2>/dev/null)"; then
     echo "== cargo build --release --target $arm64_triple"
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
         cargo build --release --bins --target "$arm64_triple"

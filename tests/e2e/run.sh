@@ -55,6 +55,23 @@ wait_for_output() {
     return 1
 }
 ups_status() { e2e_exec upsc "$1@localhost" ups.status 2>/dev/null; }
+# Waits up to SECONDS for the service's journal (journalctl ARGS... -u
+# fakeups) to have a line matching the extended regex RE. The journal is
+# captured first and grepped after: `journalctl | grep -q` fails under
+# pipefail when grep's early exit kills journalctl with SIGPIPE.
+wait_journal() {
+    local seconds=$1 re=$2 out=""
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    while :; do
+        out=$(e2e_exec journalctl -u fakeups --no-pager "$@" 2>&1) || true
+        grep -Eq -- "$re" <<<"$out" && return 0
+        ((SECONDS < deadline)) || break
+        sleep 0.3
+    done
+    echo "e2e[$release] waited ${seconds}s for /$re/ in journalctl -u fakeups $*" >&2
+    return 1
+}
 # Sets the mark that since_mark measures from.
 mark() { step_t=$(e2e_now); }
 # Seconds since the last mark.
@@ -97,7 +114,9 @@ ok "upsc fakeups@localhost, qnapups@localhost, ups@localhost: OL"
 # STATUS= drops the problem within about a second (the limit leaves room for
 # a slow machine: each look from here is a process in the container).
 nut_problem() {
-    e2e_exec systemctl show fakeups -p StatusText --value | grep -o 'NUT not serving.*' || echo none
+    local text
+    text=$(e2e_exec systemctl show fakeups -p StatusText --value) || return 1
+    grep -o 'NUT not serving.*' <<<"$text" || echo none
 }
 mark
 wait_for_output 5 none nut_problem || fail "STATUS= still shows a NUT problem once upsd serves: $(nut_problem)"
@@ -135,7 +154,7 @@ grep -Eq '^CapBnd:[[:space:]]+0000000000002000$' <<<"$proc" || fail "CapBnd: $(g
 ok "daemon (pid $pid) runs as user fakeups with CapEff=CapBnd=cap_net_raw only"
 
 security=$(e2e_exec systemd-analyze security fakeups.service 2>&1 | tail -n 1)
-exposure=$(grep -Eo '[0-9]+\.[0-9]+' <<<"$security" | head -n 1)
+exposure=$(awk 'match($0, /[0-9]+\.[0-9]+/) { print substr($0, RSTART, RLENGTH); exit }' <<<"$security")
 info "systemd-analyze security fakeups.service: $security"
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure is above 2.0"
 ok "systemd-analyze security rates fakeups.service $exposure (at most 2.0)"
@@ -150,8 +169,7 @@ e2e_exec sed -i -E \
 in_ct systemctl reload fakeups >/dev/null
 wait_for_output 10 active e2e_exec systemctl is-active fakeups || fail "not active after reload"
 [[ $(main_pid) == "$pid" ]] || fail "reload restarted the daemon"
-in_ct journalctl -u fakeups --no-pager | grep -q "configuration reloaded from /etc/fakeups/fakeups.toml" ||
-    fail "no reload in the journal"
+wait_journal 10 "configuration reloaded from /etc/fakeups/fakeups.toml" || fail "no reload in the journal"
 ok "systemctl reload fakeups applied shorter test timings (same pid)"
 
 mark
@@ -162,10 +180,9 @@ mark
 wait_for_output 20 "OB LB" ups_status qnapups || fail "no OB LB"
 lb_after=$(since_mark)
 ok "link cut: upsc says OB after ${ob_after}s (on-battery-after 3s), OB LB ${lb_after}s later (runtime 20s, low 10s)"
-journal=$(in_ct journalctl -u fakeups --no-pager -o cat)
-grep -q "^Power lost - switching to OB$" <<<"$journal" || fail "journal lacks Power lost"
-grep -q "^Battery critically low - switching to OB LB$" <<<"$journal" || fail "journal lacks Battery critically low"
-e2e_exec journalctl -u fakeups --no-pager -o json -p warning | grep -q '"FAKEUPS_STATUS":"OB"' ||
+wait_journal 10 "^Power lost - switching to OB$" -o cat || fail "journal lacks Power lost"
+wait_journal 10 "^Battery critically low - switching to OB LB$" -o cat || fail "journal lacks Battery critically low"
+wait_journal 10 '"FAKEUPS_STATUS":"OB"' -o json -p warning ||
     fail "no journal entry with priority warning and FAKEUPS_STATUS=OB"
 log=$(in_ct cat /var/log/fakeups/fakeups.log)
 grep -Eq '^\[[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\] WARNING: Power lost - switching to OB$' <<<"$log" ||
@@ -188,7 +205,7 @@ ok "fakeupsctl pause --for 10m: $out"
 e2e_netns_cut "$E2E_NETNS"
 sleep 6
 [[ $(ups_status fakeups) == OL ]] || fail "paused, yet not OL with the link cut"
-in_ct fakeupsctl status | grep -q "PAUSED until" || fail "status does not show the pause"
+grep -q "PAUSED until" <<<"$(in_ct fakeupsctl status)" || fail "status does not show the pause"
 grep -q 'Status: "PAUSED by root until' <<<"$(e2e_exec systemctl status fakeups --no-pager)" ||
     fail "systemctl status does not show PAUSED"
 ok "paused with the link cut for 6s: still OL; status and systemctl status say PAUSED"
@@ -226,7 +243,7 @@ while ((SECONDS < deadline)); do
     sleep 0.5
 done
 [[ $new_pid != "$pid" && $new_pid != 0 ]] || fail "no restart within 45s of SIGSTOP"
-in_ct journalctl -u fakeups --no-pager | grep -Eq "Watchdog timeout" || fail "no watchdog timeout in the journal"
+wait_journal 10 "Watchdog timeout" || fail "no watchdog timeout in the journal"
 ok "kill -STOP: watchdog timeout (WatchdogSec=$watchdog), running again as pid $new_pid after $(since_mark)s"
 
 # ---------------------------------------------------------------- bad reload
@@ -234,14 +251,13 @@ in_ct cp /etc/fakeups/fakeups.toml /var/tmp/fakeups.toml.good >/dev/null
 in_ct sh -c 'printf "[detection]\nquorum = \"most\"\n" >/etc/fakeups/fakeups.toml' >/dev/null
 # systemctl reload checks the file first and fails, without touching the daemon.
 if out=$(e2e_exec systemctl reload fakeups 2>&1); then fail "systemctl reload succeeded with a broken config"; fi
-in_ct journalctl -u fakeups --no-pager | grep -q "fakeups.toml:2:10: unknown quorum" ||
-    fail "the failed reload does not say why in the journal"
+wait_journal 10 "fakeups.toml:2:10: unknown quorum" || fail "the failed reload does not say why in the journal"
 # A SIGHUP that gets through anyway (logrotate sends one): refused by the daemon.
 in_ct systemctl kill --signal=HUP --kill-whom=main fakeups >/dev/null
 sleep 1
 [[ $(e2e_exec systemctl is-active fakeups) == active ]] || fail "a bad reload stopped the service"
 [[ $(main_pid) == "$new_pid" ]] || fail "a bad reload restarted the daemon"
-in_ct journalctl -u fakeups --no-pager | grep -q "reload refused, keeping the running configuration: /etc/fakeups/fakeups.toml:2:10: unknown quorum" ||
+wait_journal 10 "reload refused, keeping the running configuration: /etc/fakeups/fakeups.toml:2:10: unknown quorum" ||
     fail "the daemon did not refuse the bad file on SIGHUP"
 [[ $(ups_status fakeups) == OL ]] || fail "not OL after the refused reload"
 in_ct cp /var/tmp/fakeups.toml.good /etc/fakeups/fakeups.toml >/dev/null
