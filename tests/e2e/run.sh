@@ -221,10 +221,13 @@ in_ct logrotate --force /etc/logrotate.d/fakeups >/dev/null
 in_ct test -s /var/log/fakeups/fakeups.log.1 >/dev/null
 in_ct fakeupsctl pause --for 1m --reason "after rotation" >/dev/null
 in_ct fakeupsctl resume >/dev/null
-sleep 0.5
-rotated=$(in_ct cat /var/log/fakeups/fakeups.log)
-grep -q "NOTICE: Paused by root until .*: after rotation" <<<"$rotated" ||
-    fail "after logrotate the new log file lacks new lines: '$rotated'"
+deadline=$((SECONDS + 10))
+while :; do
+    rotated=$(e2e_exec cat /var/log/fakeups/fakeups.log 2>&1) || true
+    grep -q "NOTICE: Paused by root until .*: after rotation" <<<"$rotated" && break
+    ((SECONDS < deadline)) || fail "after logrotate the new log file lacks new lines: '$rotated'"
+    sleep 0.3
+done
 grep -q "Power lost" <<<"$rotated" && fail "the new log file holds old lines"
 ok "logrotate: fakeups.log.1 kept, new lines go to the new fakeups.log (reopened on SIGHUP)"
 
