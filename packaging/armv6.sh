@@ -41,7 +41,7 @@ armv6_tools() {
             "$dir/bin/zig"
     fi
     export PATH="$dir/bin:$PATH"
-    if ! grep -qF "$CARGO_ZIGBUILD_VERSION" <<<"$(cargo zigbuild --version 2>/dev/null)"; then
+    if ! grep -qxF "cargo-zigbuild $CARGO_ZIGBUILD_VERSION" <<<"$(cargo-zigbuild --version 2>/dev/null)"; then
         echo "== installing cargo-zigbuild $CARGO_ZIGBUILD_VERSION"
         cargo install cargo-zigbuild --locked --version "$CARGO_ZIGBUILD_VERSION"
     fi

@@ -8,8 +8,9 @@
 #      armhf binaries checked to be ARMv6 without Thumb-2
 #      (packaging/build-deb.sh); then the integration tests against the ARM
 #      packages' binaries under qemu-user (-cpu cortex-a53, -cpu arm1176)
-#   4. the end-to-end test: the amd64 .deb installed into booted bookworm and
-#      trixie containers (tests/e2e/run.sh)
+#   4. the end-to-end test: each .deb installed into booted bookworm and
+#      trixie containers (tests/e2e/run.sh): amd64 on both, arm64 on both and
+#      armhf on trixie under qemu-user
 #   5. a smoke run of the benchmark (tests/bench/run.sh --smoke), so it
 #      cannot rot
 # Needs root (namespaces, raw ICMP, containers); installs its own
@@ -50,14 +51,22 @@ run_it_under() {
 run_it_under aarch64-unknown-linux-gnu "qemu-aarch64-static -cpu cortex-a53 -L /usr/aarch64-linux-gnu"
 run_it_under arm-unknown-linux-musleabihf "qemu-arm-static -cpu arm1176"
 version=$(cargo pkgid | sed -E 's/.*[#@]//')
-deb=target/debian/fakeups_${version}-1_$(dpkg --print-architecture).deb
+deb() { echo "target/debian/fakeups_${version}-1_$1.deb"; }
 
 if [ "$(id -u)" -ne 0 ]; then
     skip_or_fail "end-to-end test" "needs root to boot containers"
 else
-    for release in bookworm trixie; do
-        echo "== end-to-end test on $release"
-        tests/e2e/run.sh "$release" "$deb"
+    # This machine's package on both bases of Raspberry Pi OS; the ARM ones
+    # booted under qemu-user (tests/e2e/foreign.sh): arm64 on both (64-bit
+    # Raspberry Pi OS), armhf on trixie.
+    host=$(dpkg --print-architecture)
+    for run in "bookworm $host" "trixie $host" "bookworm arm64" "trixie arm64" "trixie armhf"; do
+        read -r release arch <<<"$run"
+        [ "$host" = amd64 ] || [ "$arch" = "$host" ] || continue
+        echo "== end-to-end test on $release $arch"
+        started=$SECONDS
+        tests/e2e/run.sh "$release" "$(deb "$arch")"
+        echo "== end-to-end test on $release $arch: $((SECONDS - started)) s"
     done
 fi
 

@@ -14,6 +14,8 @@
 # the shell that booted it and halts when that shell dies). Containers in
 # different shells may run at once (own netns index, cgroup, scratch dir).
 # Environment:
+#   E2E_ARCH            the architecture to boot (arm64, armhf; default this
+#                       machine's), under qemu-user: see foreign.sh
 #   FAKEUPS_E2E_CACHE   where pristine rootfs trees live (/var/cache/fakeups-e2e)
 #   FAKEUPS_E2E_MIRROR  Debian mirror; default: read from this machine's apt config
 #   FAKEUPS_E2E_EXTRA_PACKAGES  more packages to preinstall (space separated)
@@ -32,8 +34,10 @@
 # Only the rootfs build (debootstrap, apt-get) talks to the distro mirror, from
 # the host's network, as apt on the host does.
 
-E2E_LIB_VERSION=4
+E2E_LIB_VERSION=5
 E2E_BASE_INCLUDE="systemd,systemd-sysv,dbus"
+# shellcheck source=foreign.sh
+. "$(dirname "${BASH_SOURCE[0]}")/foreign.sh"
 E2E_PACKAGES="iproute2 procps iputils-ping nut-server nut-client logrotate"
 
 # Prints a message on stderr.
@@ -92,10 +96,19 @@ e2e_mirror() {
 # Prints the packages preinstalled into the rootfs with apt-get.
 e2e_packages() { printf '%s\n' "$E2E_PACKAGES ${FAKEUPS_E2E_EXTRA_PACKAGES:-}" | xargs; }
 
+# Prints the architecture to boot.
+e2e_arch() { printf '%s\n' "${E2E_ARCH:-$(e2e_host_arch)}"; }
+
+# Prints the cache key of RELEASE for the architecture to boot: the release
+# for this machine's, RELEASE-ARCH for another.
+e2e_key() {
+    if e2e_foreign; then printf '%s-%s\n' "$1" "$(e2e_arch)"; else printf '%s\n' "$1"; fi
+}
+
 # Prints the stamp that identifies how a rootfs for RELEASE was built.
 e2e_stamp() {
-    printf 'lib=%s release=%s variant=minbase include=%s packages=%s\n' \
-        "$E2E_LIB_VERSION" "$1" "$E2E_BASE_INCLUDE" "$(e2e_packages)"
+    printf 'lib=%s release=%s arch=%s variant=minbase include=%s packages=%s\n' \
+        "$E2E_LIB_VERSION" "$1" "$(e2e_arch)" "$E2E_BASE_INCLUDE" "$(e2e_packages)"
 }
 
 # Unmounts everything mounted below DIR, deepest first (leftovers of a killed build).
@@ -148,17 +161,18 @@ e2e_cgroup_remove() {
 # Prints the path of the pristine rootfs for RELEASE (bookworm|trixie),
 # building it on first use, or when the package list changed, under a lock.
 e2e_rootfs() {
-    local release=$1 cache dir want lock rc=0
+    local release=$1 cache dir want lock rc=0 key
     case $release in bookworm | trixie) ;; *) e2e_die "unknown release '$release'" || return ;; esac
     cache=$(e2e_cache_dir)
-    dir=$cache/$release
+    key=$(e2e_key "$release")
+    dir=$cache/$key
     want=$(e2e_stamp "$release")
     if [[ -f $dir/stamp && $(<"$dir/stamp") == "$want" ]]; then
         printf '%s\n' "$dir/rootfs"
         return 0
     fi
     mkdir -p "$cache"
-    exec {lock}>"$cache/.$release.lock"
+    exec {lock}>"$cache/.$key.lock"
     flock "$lock"
     if ! [[ -f $dir/stamp && $(<"$dir/stamp") == "$want" ]]; then
         e2e_build_rootfs "$release" "$cache" "$want" || rc=$?
@@ -171,26 +185,32 @@ e2e_rootfs() {
 # Builds CACHE/RELEASE atomically: debootstrap + apt-get into a scratch
 # directory, then rename. Call with the release lock held. Logs to CACHE/RELEASE.log.
 e2e_build_rootfs() {
-    local release=$1 cache=$2 stamp=$3 mirror tmp old log t0 pkgs cg
+    local release=$1 cache=$2 stamp=$3 mirror tmp old log t0 pkgs cg key arch foreign=""
     local -a packages
     mirror=$(e2e_mirror) || return
-    log=$cache/$release.log
+    key=$(e2e_key "$release")
+    arch=$(e2e_arch)
+    e2e_foreign && foreign=yes
+    log=$cache/$key.log
     # Scratch trees of a build that was killed: we hold the lock, so they are dead.
-    for old in "$cache"/.build-"$release".* "$cache"/.old-"$release".*; do
+    for old in "$cache"/.build-"$key".* "$cache"/.old-"$key".*; do
         [[ -e $old ]] && { e2e_log "removing stale $old"; e2e_remove_tree "$old"; }
     done
-    tmp=$(mktemp -d "$cache/.build-$release.XXXXXX")
+    tmp=$(mktemp -d "$cache/.build-$key.XXXXXX")
     pkgs=$(e2e_packages)
     read -r -a packages <<<"$pkgs"
-    e2e_log "building $release rootfs from $mirror (log: $log)"
+    e2e_log "building $release $arch rootfs from $mirror (log: $log)"
     t0=$(e2e_now)
     if ! (
         set -euo pipefail
         trap 'exit 130' INT TERM HUP
         cg=fakeups-e2e-build.$BASHPID
         trap 'rc=$?; e2e_cgroup_remove "$cg"; ((rc == 0)) || e2e_remove_tree "$tmp"' EXIT
-        debootstrap --variant=minbase --include="$E2E_BASE_INCLUDE" --components=main \
+        # Another architecture runs through binfmt_misc (registered by the
+        # caller with e2e_binfmt_register), so one stage is enough.
+        debootstrap --arch="$arch" --variant=minbase --include="$E2E_BASE_INCLUDE" --components=main \
             "$release" "$tmp/rootfs" "$mirror"
+        [[ -z $foreign ]] || e2e_qemu_dropins "$tmp/rootfs" "$release"
         echo "fakeups-$release" >"$tmp/rootfs/etc/hostname"
         printf '127.0.0.1\tlocalhost\n127.0.1.1\tfakeups-%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
             "$release" >"$tmp/rootfs/etc/hosts"
@@ -214,15 +234,15 @@ e2e_build_rootfs() {
         e2e_die "building the $release rootfs failed (log: $log)"
         return 1
     fi
-    if [[ -e $cache/$release ]]; then
-        old=$(mktemp -u "$cache/.old-$release.XXXXXX")
-        mv -T "$cache/$release" "$old"
+    if [[ -e $cache/$key ]]; then
+        old=$(mktemp -u "$cache/.old-$key.XXXXXX")
+        mv -T "$cache/$key" "$old"
     fi
-    mv -T "$tmp" "$cache/$release"
+    mv -T "$tmp" "$cache/$key"
     [[ -z ${old:-} ]] || e2e_remove_tree "$old"
     E2E_BUILD_SECONDS=$(e2e_elapsed "$t0" "$(e2e_now)")
     export E2E_BUILD_SECONDS
-    e2e_log "built $release rootfs in ${E2E_BUILD_SECONDS}s"
+    e2e_log "built $release $arch rootfs in ${E2E_BUILD_SECONDS}s"
 }
 
 # ------------------------------------------------------------------ netns
@@ -407,9 +427,13 @@ e2e_boot() {
         sleep 0.1
     done
     E2E_PID_START=$(e2e_pid_start "$E2E_PID")
+    # Under qemu-user "degraded" can mean that no unit could start at all:
+    # there only "running" counts.
+    local accept="running degraded"
+    e2e_foreign && accept="running"
     while :; do
         state=$(nsenter -t "$E2E_PID" -a systemctl is-system-running 2>/dev/null) || true
-        case $state in running | degraded) break ;; esac
+        [[ -n $state && " $accept " == *" $state "* ]] && break
         e2e_pid_is "$E2E_PID" "$E2E_PID_START" ||
             { e2e_boot_failed "the container's systemd died (state '$state')"; return 1; }
         ((SECONDS < deadline)) ||
@@ -482,8 +506,10 @@ e2e_shutdown() {
             E2E_PID_START=$(e2e_pid_start "$E2E_PID")
         fi
         if e2e_pid_is "${E2E_PID:-}" "${E2E_PID_START:-}"; then
-            # SIGRTMIN+4 asks systemd for a clean poweroff (no D-Bus needed).
-            kill -s RTMIN+4 "$E2E_PID" 2>/dev/null || true
+            # A clean poweroff; SIGRTMIN+4 where systemctl cannot (qemu-user
+            # shifts real-time signals, so not as the first choice).
+            nsenter -t "$E2E_PID" -a systemctl poweroff --no-block >/dev/null 2>&1 ||
+                kill -s RTMIN+4 "$E2E_PID" 2>/dev/null || true
         else
             kill -TERM "$E2E_NSPAWN_PID" 2>/dev/null || true
         fi

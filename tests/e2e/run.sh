@@ -1,13 +1,14 @@
 #!/bin/bash
 # The end-to-end test of the Debian package: boots RELEASE (bookworm or
-# trixie, the bases of Raspberry Pi OS) with systemd in a network namespace
+# trixie, the bases of Raspberry Pi OS) of the package's architecture (amd64
+# here; arm64 and armhf under qemu-user, see foreign.sh) with systemd in a network namespace
 # whose veth host side is the container's default gateway, installs DEB with
 # `apt install` and nothing else, and checks what a user meets: the service,
 # NUT serving the three UPS names to the LAN, privileges, an outage, a pause,
 # the watchdog, a bad reload, and a purge that gives NUT back its files.
 # Then the same with a NUT configured before the install.
 #
-# Usage (root): tests/e2e/run.sh bookworm|trixie path/to/fakeups_VERSION_amd64.deb
+# Usage (root): tests/e2e/run.sh bookworm|trixie path/to/fakeups_VERSION_ARCH.deb
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,16 +19,22 @@ release=${1:-}
 deb=${2:-}
 case $release in bookworm | trixie) ;; *) echo "usage: $0 bookworm|trixie DEB" >&2; exit 2 ;; esac
 [[ -f $deb ]] || { echo "usage: $0 bookworm|trixie DEB (no file '$deb')" >&2; exit 2; }
+E2E_ARCH=$(dpkg-deb -f "$deb" Architecture)
+export E2E_ARCH
+# Deadlines stretch under emulation (qemu-user runs systemd, NUT and
+# fakeups about three times slower than native here).
+slow=1
+if e2e_foreign; then slow=3; fi
 
 t0=$(e2e_now)
 step_t=$t0
 # Prints a passed check with the time since the start.
-ok() { echo "e2e[$release] $(e2e_elapsed "$t0" "$(e2e_now)")s ok: $*"; }
+ok() { echo "e2e[$release/$E2E_ARCH] $(e2e_elapsed "$t0" "$(e2e_now)")s ok: $*"; }
 # Prints a figure worth keeping (not a check).
-info() { echo "e2e[$release] info: $*"; }
+info() { echo "e2e[$release/$E2E_ARCH] info: $*"; }
 # Fails the test with a reason and the service's recent journal.
 fail() {
-    echo "e2e[$release] FAIL: $*" >&2
+    echo "e2e[$release/$E2E_ARCH] FAIL: $*" >&2
     if [[ -n ${E2E_PID:-} ]]; then
         echo "--- journalctl -u fakeups (last 40 lines):" >&2
         e2e_exec journalctl -u fakeups --no-pager -n 40 >&2 2>&1 || true
@@ -40,10 +47,10 @@ in_ct() {
     out=$(e2e_exec "$@" 2>&1) || fail "'$*' failed: $out"
     printf '%s\n' "$out"
 }
-# Waits up to SECONDS for CMD (a command or function of this script) to
-# print exactly WANT.
+# Waits up to SECONDS (times $slow) for CMD (a command or function of this
+# script) to print exactly WANT.
 wait_for_output() {
-    local seconds=$1 want=$2 got=""
+    local seconds=$(($1 * slow)) want=$2 got=""
     shift 2
     local deadline=$((SECONDS + seconds))
     while ((SECONDS <= deadline)); do
@@ -51,7 +58,7 @@ wait_for_output() {
         [[ $got == "$want" ]] && return 0
         sleep 0.2
     done
-    echo "e2e[$release] waited ${seconds}s for '$*' to say '$want'; it says '$got'" >&2
+    echo "e2e[$release/$E2E_ARCH] waited ${seconds}s for '$*' to say '$want'; it says '$got'" >&2
     return 1
 }
 ups_status() { e2e_exec upsc "$1@localhost" ups.status 2>/dev/null; }
@@ -60,7 +67,7 @@ ups_status() { e2e_exec upsc "$1@localhost" ups.status 2>/dev/null; }
 # captured first and grepped after: `journalctl | grep -q` fails under
 # pipefail when grep's early exit kills journalctl with SIGPIPE.
 wait_journal() {
-    local seconds=$1 re=$2 out=""
+    local seconds=$(($1 * slow)) re=$2 out=""
     shift 2
     local deadline=$((SECONDS + seconds))
     while :; do
@@ -69,7 +76,7 @@ wait_journal() {
         ((SECONDS < deadline)) || break
         sleep 0.3
     done
-    echo "e2e[$release] waited ${seconds}s for /$re/ in journalctl -u fakeups $*" >&2
+    echo "e2e[$release/$E2E_ARCH] waited ${seconds}s for /$re/ in journalctl -u fakeups $*" >&2
     return 1
 }
 # Sets the mark that since_mark measures from.
@@ -81,15 +88,21 @@ nut_sums() { e2e_exec sha256sum /etc/nut/nut.conf /etc/nut/ups.conf /etc/nut/ups
 main_pid() { e2e_exec systemctl show -p MainPID --value fakeups; }
 
 [[ $(id -u) == 0 ]] || { echo "e2e: needs root" >&2; exit 1; }
-trap e2e_shutdown EXIT
+trap 'e2e_shutdown; e2e_binfmt_remove' EXIT
 trap 'exit 130' INT TERM HUP
 
+if e2e_foreign; then
+    e2e_binfmt_register "$E2E_ARCH" || fail "cannot run $E2E_ARCH binaries here"
+fi
 e2e_rootfs "$release" >/dev/null || fail "no rootfs"
 e2e_netns_auto || fail "no network namespace"
 gw=10.231.$E2E_INDEX.1
 ct_ip=10.231.$E2E_INDEX.2
 e2e_boot "$release" "$E2E_NETNS" || fail "boot failed"
-ok "booted $release (${E2E_BOOT_SECONDS:-?}s); default route via $gw"
+ok "booted $release $E2E_ARCH (${E2E_BOOT_SECONDS:-?}s); default route via $gw"
+if e2e_foreign; then
+    info "under $(e2e_exec uname -m) qemu-user ($(<"$(e2e_qemu_dir)/PACKAGE")), with the drop-ins of tests/e2e/foreign.sh"
+fi
 
 # ---------------------------------------------------------------- install
 pristine=$(nut_sums)
@@ -119,7 +132,7 @@ nut_problem() {
     grep -o 'NUT not serving.*' <<<"$text" || echo none
 }
 mark
-wait_for_output 5 none nut_problem || fail "STATUS= still shows a NUT problem once upsd serves: $(nut_problem)"
+wait_for_output 5 none nut_problem || fail "STATUS= still shows a NUT problem $((5 * slow))s after upsd serves: $(nut_problem)"
 ok "STATUS= shows NUT serving $(since_mark)s after upsc did: $(e2e_exec systemctl show fakeups -p StatusText --value)"
 
 # The NAS is on the LAN: from the host side of the veth, as QNAP and Synology log in.
@@ -156,8 +169,14 @@ ok "daemon (pid $pid) runs as user fakeups with CapEff=CapBnd=cap_net_raw only"
 security=$(e2e_exec systemd-analyze security fakeups.service 2>&1 | tail -n 1)
 exposure=$(awk 'match($0, /[0-9]+\.[0-9]+/) { print substr($0, RSTART, RLENGTH); exit }' <<<"$security")
 info "systemd-analyze security fakeups.service: $security"
-awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure is above 2.0"
-ok "systemd-analyze security rates fakeups.service $exposure (at most 2.0)"
+if e2e_foreign && [[ $release != bookworm ]]; then
+    # trixie's systemd under qemu-user: the mount-namespace directives are
+    # lifted (foreign.sh), so the score says nothing of the shipped unit.
+    info "exposure not checked under qemu-user on $release: its mount sandbox is lifted (tests/e2e/foreign.sh)"
+else
+    awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure is above 2.0"
+    ok "systemd-analyze security rates fakeups.service $exposure (at most 2.0)"
+fi
 
 # ---------------------------------------------------------------- outage
 # Shorter timings for the test, applied with a reload (also a test of reload).
@@ -221,7 +240,7 @@ in_ct logrotate --force /etc/logrotate.d/fakeups >/dev/null
 in_ct test -s /var/log/fakeups/fakeups.log.1 >/dev/null
 in_ct fakeupsctl pause --for 1m --reason "after rotation" >/dev/null
 in_ct fakeupsctl resume >/dev/null
-deadline=$((SECONDS + 10))
+deadline=$((SECONDS + 10 * slow))
 while :; do
     rotated=$(e2e_exec cat /var/log/fakeups/fakeups.log 2>&1) || true
     grep -q "NOTICE: Paused by root until .*: after rotation" <<<"$rotated" && break
@@ -236,7 +255,7 @@ pid=$(main_pid)
 watchdog=$(in_ct systemctl show -p WatchdogUSec --value fakeups)
 mark
 in_ct kill -STOP "$pid" >/dev/null
-deadline=$((SECONDS + 45))
+deadline=$((SECONDS + 45 * slow))
 new_pid=$pid
 while ((SECONDS < deadline)); do
     new_pid=$(main_pid)
@@ -245,7 +264,7 @@ while ((SECONDS < deadline)); do
     fi
     sleep 0.5
 done
-[[ $new_pid != "$pid" && $new_pid != 0 ]] || fail "no restart within 45s of SIGSTOP"
+[[ $new_pid != "$pid" && $new_pid != 0 ]] || fail "no restart within $((45 * slow))s of SIGSTOP"
 wait_journal 10 "Watchdog timeout" || fail "no watchdog timeout in the journal"
 ok "kill -STOP: watchdog timeout (WatchdogSec=$watchdog), running again as pid $new_pid after $(since_mark)s"
 
@@ -257,7 +276,7 @@ if out=$(e2e_exec systemctl reload fakeups 2>&1); then fail "systemctl reload su
 wait_journal 10 "fakeups.toml:2:10: unknown quorum" || fail "the failed reload does not say why in the journal"
 # A SIGHUP that gets through anyway (logrotate sends one): refused by the daemon.
 in_ct systemctl kill --signal=HUP --kill-whom=main fakeups >/dev/null
-sleep 1
+wait_journal 10 "reload refused, keeping the running configuration" || fail "the daemon did not take the SIGHUP"
 [[ $(e2e_exec systemctl is-active fakeups) == active ]] || fail "a bad reload stopped the service"
 [[ $(main_pid) == "$new_pid" ]] || fail "a bad reload restarted the daemon"
 wait_journal 10 "reload refused, keeping the running configuration: /etc/fakeups/fakeups.toml:2:10: unknown quorum" ||
@@ -275,7 +294,7 @@ out=$(e2e_exec apt-get remove -y fakeups 2>&1) || fail "apt remove failed: $out"
 wait_for_output 15 "" ups_status fakeups || fail "NUT still serves a status after apt remove"
 mark
 out=$(e2e_exec apt-get install -y "$in_deb" 2>&1) || fail "apt install after remove failed: $out"
-wait_for_output 8 OL ups_status fakeups || fail "upsc fakeups@localhost is not OL within 8s of installing again"
+wait_for_output 8 OL ups_status fakeups || fail "upsc fakeups@localhost is not OL within $((8 * slow))s of installing again"
 for name in qnapups ups; do
     wait_for_output 3 OL ups_status "$name" || fail "upsc $name@localhost is not OL after installing again"
 done
@@ -322,4 +341,4 @@ for f in nut.conf ups.conf upsd.users; do
 done
 ok "an edited NUT file survives purge, its original kept as upsd.conf.fakeups-orig; the others restored"
 
-echo "e2e[$release] PASS in $(e2e_elapsed "$t0" "$(e2e_now)")s (deb $(stat -c %s "$deb") bytes)"
+echo "e2e[$release/$E2E_ARCH] PASS in $(e2e_elapsed "$t0" "$(e2e_now)")s (deb $(stat -c %s "$deb") bytes)"
