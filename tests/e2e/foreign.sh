@@ -89,7 +89,8 @@ e2e_binfmt_magic() {
 }
 
 # Registers trixie's qemu-user for ARCH with binfmt_misc, under a name of
-# our own (fakeups-e2e-ARCH), flags P (keep argv[0]) and F (the interpreter
+# our own (fakeups-e2e-ARCH), flags O (qemu gets the binary open), P (keep
+# argv[0]) and F (the interpreter
 # is opened now, so it works inside the container's root). A newer entry
 # wins over older ones for the same magic. Mounts binfmt_misc when it is
 # not. e2e_binfmt_remove undoes exactly this.
@@ -102,7 +103,7 @@ e2e_binfmt_register() {
         E2E_BINFMT_MOUNTED=yes
     fi
     [[ -e $E2E_BINFMT/$name ]] && echo -1 >"$E2E_BINFMT/$name"
-    printf ':%s:M::%s:%s:PF\n' "$name" "$(e2e_binfmt_magic "$arch")" \
+    printf ':%s:M::%s:%s:OPF\n' "$name" "$(e2e_binfmt_magic "$arch")" \
         "$qemu/usr/libexec/qemu-binfmt/$(e2e_qemu_name "$arch")-binfmt-P" >"$E2E_BINFMT/register" ||
         { e2e_die "cannot register $name with binfmt_misc" || return; }
     E2E_BINFMT_REGISTERED+=("$name")
@@ -138,7 +139,9 @@ e2e_qemu_dropins() {
 LoadCredential=
 ImportCredential=
 CONF
-    cat >"$root/etc/systemd/system/fakeups.service.d/zz-qemu-user.conf" <<'CONF'
+    # (A name of its own: a drop-in of the same name in service.d would be
+    # masked by this one.)
+    cat >"$root/etc/systemd/system/fakeups.service.d/zz-qemu-user-ipc.conf" <<'CONF'
 # Only under qemu-user (fakeups' e2e test): qemu's clone() refuses
 # CLONE_NEWIPC ("Failed to set up IPC namespacing: Input/output error").
 [Service]

@@ -34,7 +34,7 @@
 # Only the rootfs build (debootstrap, apt-get) talks to the distro mirror, from
 # the host's network, as apt on the host does.
 
-E2E_LIB_VERSION=5
+E2E_LIB_VERSION=6
 E2E_BASE_INCLUDE="systemd,systemd-sysv,dbus"
 # shellcheck source=foreign.sh
 . "$(dirname "${BASH_SOURCE[0]}")/foreign.sh"
@@ -427,13 +427,17 @@ e2e_boot() {
         sleep 0.1
     done
     E2E_PID_START=$(e2e_pid_start "$E2E_PID")
-    # Under qemu-user "degraded" can mean that no unit could start at all:
-    # there only "running" counts.
-    local accept="running degraded"
-    e2e_foreign && accept="running"
+    # Under qemu-user "degraded" can also mean that no unit could start at
+    # all: there the journal's daemon must be running too (the first unit
+    # that fails when qemu-user cannot give systemd what it needs).
+    local basics=""
     while :; do
         state=$(nsenter -t "$E2E_PID" -a systemctl is-system-running 2>/dev/null) || true
-        [[ -n $state && " $accept " == *" $state "* ]] && break
+        if [[ $state == running || $state == degraded ]]; then
+            e2e_foreign || break
+            basics=$(nsenter -t "$E2E_PID" -a systemctl is-active systemd-journald.service 2>/dev/null) || true
+            [[ $basics == active ]] && break
+        fi
         e2e_pid_is "$E2E_PID" "$E2E_PID_START" ||
             { e2e_boot_failed "the container's systemd died (state '$state')"; return 1; }
         ((SECONDS < deadline)) ||
