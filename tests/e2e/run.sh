@@ -64,7 +64,7 @@ wait_for_output() {
 ups_status() { e2e_exec upsc "$1@localhost" ups.status 2>/dev/null; }
 # Waits up to SECONDS for the service's journal (journalctl ARGS... -u
 # fakeups) to have a line matching the extended regex RE. The journal is
-# captured first and grepped after: `journalctl | grep -q` fails under
+# captured first and grepped after: journalctl piped into a quiet grep fails under
 # pipefail when grep's early exit kills journalctl with SIGPIPE.
 wait_journal() {
     local seconds=$(($1 * slow)) re=$2 out=""
