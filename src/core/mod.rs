@@ -12,5 +12,5 @@ pub mod status;
 pub use pause::PauseRecord;
 pub use power::{PowerModel, PowerSettings};
 pub use quorum::Quorum;
-pub use restore::{Moment, Saved, restore};
+pub use restore::{Moment, Saved, newest, restore};
 pub use status::{Cause, Published, Status, Transition};

@@ -43,6 +43,23 @@ pub struct Restored {
     pub notes: Vec<String>,
 }
 
+/// Of the saves found (the state directory's, and the copy in the runtime
+/// directory that is rewritten at every change without fsync), the one to go
+/// on from: the latest of this boot by the boot clock, else the latest by
+/// wall time.
+pub fn newest<'a>(saves: impl IntoIterator<Item = &'a Saved>, now: &Moment) -> Option<&'a Saved> {
+    let this_boot = |s: &Saved| s.at.boot_id.is_some() && s.at.boot_id == now.boot_id;
+    saves.into_iter().max_by(|a, b| {
+        let key = |s: &Saved| {
+            (
+                this_boot(s),
+                this_boot(s).then_some(s.at.since_boot).flatten(),
+            )
+        };
+        key(a).cmp(&key(b)).then(a.at.wall.cmp(&b.at.wall))
+    })
+}
+
 /// Decides how to go on from `saved` at `now`.
 ///
 /// A restart of the daemon during an outage (the same boot) goes on on
@@ -199,6 +216,31 @@ mod tests {
         old.at.boot_id = None;
         let r = restore(&old, &moment(BOOT, 1001, t), RUNTIME);
         assert_eq!(r.status, Status::Online);
+    }
+
+    #[test]
+    fn the_newest_save_of_this_boot_wins() {
+        let t = Local::now();
+        let durable = saved(Status::OnBattery, 0.9, t);
+        let mut runtime_copy = saved(Status::LowBattery, 0.2, t - TimeDelta::hours(2));
+        runtime_copy.at.since_boot = Some(Duration::from_secs(1200));
+        let now = moment(BOOT, 1300, t);
+        // Later on the boot clock, although its wall time is older.
+        let pick = newest([&durable, &runtime_copy], &now).unwrap();
+        assert_eq!(pick.status, Status::LowBattery);
+        // From another boot, the wall time decides.
+        let mut old_boot = saved(Status::Online, 1.0, t + TimeDelta::seconds(5));
+        old_boot.at.boot_id = Some("another".into());
+        assert_eq!(
+            newest([&old_boot, &durable], &now).unwrap().status,
+            Status::OnBattery
+        );
+        let after_reboot = moment("third", 10, t + TimeDelta::hours(1));
+        assert_eq!(
+            newest([&old_boot, &durable], &after_reboot).unwrap().status,
+            Status::Online
+        );
+        assert!(newest([], &now).is_none());
     }
 
     #[test]

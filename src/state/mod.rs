@@ -12,7 +12,7 @@ use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Moment, PauseRecord, Saved, Status};
-use crate::sys::atomic_file::{WriteError, write_atomically};
+use crate::sys::atomic_file::{Sync, WriteError, write_atomically};
 
 const FILE_NAME: &str = "state.json";
 const VERSION: u32 = 1;
@@ -140,14 +140,25 @@ impl StateStore {
         Ok(Some(state))
     }
 
-    pub fn save(&self, state: &SavedState) -> Result<(), WriteError> {
+    /// The text of the file for `state`.
+    pub fn encode(&self, state: &SavedState) -> Result<String, WriteError> {
         let mut text = serde_json::to_string_pretty(state).map_err(|e| WriteError {
             path: self.path.clone(),
             what: "cannot encode the state",
             source: e.into(),
         })?;
         text.push('\n');
-        write_atomically(&self.path, text.as_bytes(), 0o644)
+        Ok(text)
+    }
+
+    /// Writes `text` (from `encode`) as the file.
+    pub fn write(&self, text: &str, sync: Sync) -> Result<(), WriteError> {
+        write_atomically(&self.path, text.as_bytes(), 0o644, sync)
+    }
+
+    #[cfg(test)]
+    pub fn save(&self, state: &SavedState, sync: Sync) -> Result<(), WriteError> {
+        self.write(&self.encode(state)?, sync)
     }
 }
 
@@ -192,7 +203,7 @@ mod tests {
             reason: Some("router firmware update".into()),
             since: now,
         });
-        store.save(&s).unwrap();
+        store.save(&s, Sync::Durable).unwrap();
         assert_eq!(store.load().unwrap(), Some(s));
     }
 
@@ -215,7 +226,7 @@ mod tests {
         let store = StateStore::new(dir.path());
         let mut s = saved(Status::Online, 1.0, Local::now());
         s.version = 9;
-        store.save(&s).unwrap();
+        store.save(&s, Sync::Durable).unwrap();
         assert!(
             store
                 .load()

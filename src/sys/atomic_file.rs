@@ -30,10 +30,28 @@ pub fn create_parent_dir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `contents` to a temporary file in the directory of `path`, syncs
-/// it, gives it `mode`, renames it over `path` and syncs the directory. A
-/// reader sees the old file or the new one, never none and never a part.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
+/// Whether a write must reach the disk before it counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Synced before the rename, the directory after: it survives a power
+    /// cut. Two fsyncs, which an SD card may stall for seconds.
+    Durable,
+    /// Renamed into place only: it survives a crash of the process (the
+    /// kernel keeps it) but not of the machine. For files on a tmpfs, and
+    /// for files rewritten from scratch after a reboot.
+    Volatile,
+}
+
+/// Writes `contents` to a temporary file in the directory of `path`, gives
+/// it `mode` and renames it over `path`, syncing the file and the directory
+/// when `sync` is `Durable`. A reader sees the old file or the new one,
+/// never none and never a part.
+pub fn write_atomically(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    sync: Sync,
+) -> Result<(), WriteError> {
     let err = |what: &'static str| {
         let path = path.to_path_buf();
         move |source| WriteError { path, what, source }
@@ -63,15 +81,19 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), W
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(err("cannot set the mode of the temporary file"))?;
         file.write_all(contents).map_err(err("write failed"))?;
-        file.sync_all().map_err(err("fsync failed"))?;
+        if sync == Sync::Durable {
+            file.sync_all().map_err(err("fsync failed"))?;
+        }
         fs::rename(&tmp, path).map_err(err("rename failed"))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    if sync == Sync::Durable {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }
@@ -84,8 +106,8 @@ mod tests {
     fn replaces_contents_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/state.json");
-        write_atomically(&path, b"one", 0o600).unwrap();
-        write_atomically(&path, b"two", 0o600).unwrap();
+        write_atomically(&path, b"one", 0o600, Sync::Durable).unwrap();
+        write_atomically(&path, b"two", 0o600, Sync::Volatile).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -94,7 +116,13 @@ mod tests {
 
     #[test]
     fn error_names_the_file() {
-        let e = write_atomically(Path::new("/proc/fakeups-test/x.dev"), b"x", 0o644).unwrap_err();
+        let e = write_atomically(
+            Path::new("/proc/fakeups-test/x.dev"),
+            b"x",
+            0o644,
+            Sync::Volatile,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("/proc/fakeups-test/x.dev"), "{e}");
     }
 }
