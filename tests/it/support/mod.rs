@@ -13,6 +13,7 @@ pub mod logs;
 pub mod netns;
 pub mod notify;
 pub mod nut;
+pub mod strace;
 
 use std::ffi::OsString;
 use std::fs;
