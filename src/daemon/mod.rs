@@ -101,12 +101,13 @@ pub fn main(args: DaemonArgs) -> ExitCode {
 /// directory of the control socket, /run/fakeups, a tmpfs that systemd keeps
 /// across restarts of the service (RuntimeDirectoryPreserve=restart) and
 /// empties when it stops.
+/// None when that is the state directory itself.
 fn runtime_store(config: &Config) -> Option<StateStore> {
     config
         .control
         .socket
         .parent()
-        .filter(|d| !d.as_os_str().is_empty())
+        .filter(|d| !d.as_os_str().is_empty() && *d != config.state_directory)
         .map(StateStore::new)
 }
 

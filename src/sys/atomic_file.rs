@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A failed write, with the file it was for.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,11 @@ pub fn write_atomically(
     create_parent_dir(path).map_err(err("cannot create its directory"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
+    // Unique to the call: two writer threads may write one path (a state
+    // directory that is also the runtime directory).
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    tmp_name.push(format!(".tmp{}.{n}", std::process::id()));
     let tmp = dir.join(tmp_name);
     let result = (|| {
         let mut file = fs::OpenOptions::new()
