@@ -68,6 +68,8 @@ impl<P: Probe> Daemon<P> {
     /// round to a window.
     pub(super) fn finish_round(&mut self, done: RoundDone<P>) {
         self.prober = Some(done.prober);
+        let now = self.clock.now();
+        self.rounds.last_done = now;
         if done.generation != self.rounds.generation {
             // The sentinels were reloaded while it ran: its answers are
             // about the old ones, and the new ones have their addresses.
@@ -85,8 +87,6 @@ impl<P: Probe> Daemon<P> {
         if let Some(t) = self.model.observe(started, silent, total) {
             self.on_transition(t);
         }
-        let now = self.clock.now();
-        self.rounds.last_done = now;
         if first {
             self.out.first_round = true;
             // Written after the first round in any case: READY=1 waits for it.
