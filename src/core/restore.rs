@@ -6,20 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local};
 
+use super::moment::Moment;
 use super::pause::PauseRecord;
 use super::status::Status;
 use crate::format::{TIME_FORMAT, fmt_secs};
-
-/// When something happened, on the clocks that matter after a restart: wall
-/// time for people and for the end of a pause; the boot and the time since
-/// it (CLOCK_BOOTTIME, which wall-clock corrections do not move) to measure
-/// how long the daemon was down.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Moment {
-    pub wall: DateTime<Local>,
-    pub boot_id: Option<String>,
-    pub since_boot: Option<Duration>,
-}
 
 /// What was saved, and when.
 #[derive(Debug, Clone, PartialEq)]
