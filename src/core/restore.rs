@@ -61,7 +61,8 @@ pub fn newest<'a>(saves: impl IntoIterator<Item = &'a Saved>, now: &Moment) -> O
 /// clock may be anything (a Raspberry Pi has no real-time clock), so a stale
 /// OB LB must not make a NAS that boots on restored mains shut down again. In
 /// every case the sentinels decide from the first round, and the charge is
-/// never refilled. A pause is kept until its end time (wall clock).
+/// never refilled. A pause is kept until its end: on the boot clock within
+/// the boot it was set in, at its wall time after a reboot (see core::pause).
 pub fn restore(saved: &Saved, now: &Moment, runtime: Duration) -> Restored {
     let charge = saved.charge.clamp(0.0, 1.0);
     let percent = |c: f64| format!("{:.0}%", c * 100.0);
@@ -107,17 +108,24 @@ pub fn restore(saved: &Saved, now: &Moment, runtime: Duration) -> Restored {
         }
     };
     let pause = match &saved.pause {
-        Some(p) if p.expired(now.wall) => {
+        Some(p) if p.expired(now) => {
             notes.push(format!(
                 "the pause by {} ended at {} while fakeups was down",
                 p.by,
-                p.until
+                p.ends_at(now)
                     .map(|u| u.format(TIME_FORMAT).to_string())
                     .unwrap_or_default()
             ));
             None
         }
-        other => other.clone(),
+        Some(p) => {
+            let mut p = p.clone();
+            if let Some(moved) = p.follow_wall_clock(now) {
+                notes.push(p.describe_step(moved, now));
+            }
+            Some(p)
+        }
+        None => None,
     };
     Restored {
         status,
@@ -240,32 +248,86 @@ mod tests {
         assert_eq!((r.status, r.charge), (Status::Online, 0.5));
     }
 
-    #[test]
-    fn a_pause_is_kept_until_its_end() {
-        let t = Local::now();
+    /// A pause of `minutes` set with the save, at 1000 s after boot BOOT.
+    fn saved_with_pause(t: DateTime<Local>, minutes: u64) -> Saved {
         let mut s = saved(Status::Online, 1.0, t);
-        s.pause = Some(PauseRecord {
-            until: Some(t + TimeDelta::minutes(10)),
-            by: "root".into(),
-            reason: None,
-            since: t,
-        });
+        let length = Duration::from_secs(minutes * 60);
+        s.pause = Some(PauseRecord::new(&s.at, Some(length), "root".into(), None));
+        s
+    }
+
+    #[test]
+    fn after_a_reboot_a_pause_is_kept_until_its_wall_time() {
+        let t = Local::now();
+        let s = saved_with_pause(t, 10);
         let r = restore(
             &s,
             &moment("reboot", 30, t + TimeDelta::minutes(5)),
             RUNTIME,
         );
-        assert!(r.pause.is_some());
+        assert_eq!(r.pause, s.pause, "kept as it was");
         let r = restore(
             &s,
             &moment("reboot", 30, t + TimeDelta::minutes(11)),
             RUNTIME,
         );
         assert!(r.pause.is_none());
+        let end = (t + TimeDelta::minutes(10)).format(TIME_FORMAT);
+        assert_eq!(
+            r.notes[1],
+            format!("the pause by root ended at {end} while fakeups was down")
+        );
+    }
+
+    #[test]
+    fn within_a_boot_a_pause_is_kept_for_its_length_on_the_boot_clock() {
+        let t = Local::now();
+        let s = saved_with_pause(t, 10);
+        // The wall clock as it reads `secs` after the save, stepped by `step`.
+        let wall = |step: TimeDelta, secs: i64| t + step + TimeDelta::seconds(secs);
+        // Restarted 5 s later in the same boot, the wall clock stepped a
+        // day ahead meanwhile: 9m 55s left, and its end shown a day later.
+        let day = TimeDelta::days(1);
+        let r = restore(&s, &moment(BOOT, 1005, wall(day, 5)), RUNTIME);
+        assert_eq!(r.pause.and_then(|p| p.until), Some(wall(day, 600)));
         assert!(
-            r.notes[1].starts_with("the pause by root ended at "),
+            r.notes[1].starts_with(
+                "the wall clock was stepped by +1day; the pause by root still ends in 9m 55s"
+            ),
             "{:?}",
             r.notes
         );
+        // Stepped a day back: kept, and not for a day more.
+        let r = restore(&s, &moment(BOOT, 1005, wall(-day, 5)), RUNTIME);
+        assert_eq!(r.pause.and_then(|p| p.until), Some(wall(-day, 600)));
+        // Its length on the boot clock is over: ended, whatever the wall
+        // says, at the time the wall clock now reads for its end.
+        let r = restore(&s, &moment(BOOT, 1601, wall(-day, 601)), RUNTIME);
+        assert!(r.pause.is_none());
+        let end = wall(-day, 600).format(TIME_FORMAT);
+        assert_eq!(
+            r.notes[1],
+            format!("the pause by root ended at {end} while fakeups was down")
+        );
+        // Unstepped, nothing moves and nothing is said of it.
+        let r = restore(&s, &moment(BOOT, 1005, wall(TimeDelta::zero(), 5)), RUNTIME);
+        assert_eq!(r.pause, s.pause);
+        assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    }
+
+    #[test]
+    fn a_pause_saved_by_0_1_0_goes_by_wall_time() {
+        // No boot and no end on the boot clock: the wall time decides,
+        // even in the boot it may have been set in.
+        let t = Local::now();
+        let mut s = saved_with_pause(t, 10);
+        if let Some(p) = s.pause.as_mut() {
+            p.boot_id = None;
+            p.until_since_boot_ms = None;
+        }
+        let r = restore(&s, &moment(BOOT, 1005, t + TimeDelta::days(1)), RUNTIME);
+        assert!(r.pause.is_none(), "ended by the wall clock");
+        let r = restore(&s, &moment(BOOT, 1005, t - TimeDelta::days(1)), RUNTIME);
+        assert_eq!(r.pause, s.pause, "kept as it was");
     }
 }

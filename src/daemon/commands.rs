@@ -87,7 +87,7 @@ impl<P: Probe> Daemon<P> {
             Ok(length) => length,
             Err(e) => return Err(Response::error(ErrorKind::BadRequest, e.to_string())),
         };
-        let record = PauseRecord::new(self.clock.wall(), length, by, reason);
+        let record = PauseRecord::new(&self.clock.moment(), length, by, reason);
         if let Some(t) = self.model.set_paused(self.clock.now(), true) {
             self.on_transition(t);
         }

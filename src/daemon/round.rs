@@ -154,19 +154,30 @@ impl<P: Probe> Daemon<P> {
         }
     }
 
+    /// Ends the pause at its end (on the boot clock within the boot it was
+    /// set in); until then, moves its wall end after a wall-clock step.
     fn expire_pause(&mut self, now: Instant) {
-        if self
-            .pause
-            .as_ref()
-            .is_some_and(|p| p.expired(self.clock.wall()))
-        {
-            self.pause = None;
-            self.model.set_paused(now, false);
-            logging::event(
-                Level::Info,
-                "Pause expired - watching sentinels again",
-                &[("FAKEUPS_PAUSE", "expired")],
-            );
+        let moment = self.clock.moment();
+        let Some(pause) = self.pause.as_mut() else {
+            return;
+        };
+        if !pause.expired(&moment) {
+            if let Some(moved) = pause.follow_wall_clock(&moment) {
+                let until = pause.until.map(|u| u.to_rfc3339()).unwrap_or_default();
+                logging::event(
+                    Level::Notice,
+                    &pause.describe_step(moved, &moment),
+                    &[("FAKEUPS_PAUSE", "moved"), ("FAKEUPS_PAUSE_UNTIL", &until)],
+                );
+            }
+            return;
         }
+        self.pause = None;
+        self.model.set_paused(now, false);
+        logging::event(
+            Level::Info,
+            "Pause expired - watching sentinels again",
+            &[("FAKEUPS_PAUSE", "expired")],
+        );
     }
 }
