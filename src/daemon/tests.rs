@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Local;
+use chrono::{Local, TimeDelta};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Daemon;
@@ -345,6 +345,82 @@ async fn a_pause_ends_by_itself_and_a_bad_one_is_refused() {
         }
     }
     assert!(d.pause.is_none());
+}
+
+/// The end of the pause as the daemon shows it and saves it.
+fn pause_until(d: &Daemon<Scripted>) -> chrono::DateTime<Local> {
+    d.pause
+        .as_ref()
+        .and_then(|p| p.until)
+        .expect("a pause with an end")
+}
+
+#[tokio::test]
+async fn a_wall_clock_step_neither_ends_nor_stretches_a_pause() {
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    round(&mut d, &b.clock, S).await;
+
+    // 10 minutes of maintenance; NTP steps the wall clock a day ahead and
+    // the sentinels fall silent.
+    message(&pause(&mut d, Some(600), false).await);
+    let set = b.clock.now();
+    let until = pause_until(&d);
+    b.clock.step_wall(TimeDelta::days(1));
+    b.prober.set(A, false);
+    b.prober.set(B, false);
+    round(&mut d, &b.clock, 2 * S).await;
+    assert!(d.pause.is_some(), "a step ahead ended the pause");
+    // Its end, as shown and as saved, moved with the wall clock.
+    let ahead = until + TimeDelta::days(1);
+    assert_eq!(pause_until(&d), ahead);
+    assert_eq!(
+        d.out.notifier.last_status(),
+        format!(
+            "PAUSED by root until {}: router firmware update; holding OL; \
+             0/2 sentinels answering",
+            ahead.format(crate::format::TIME_FORMAT)
+        )
+    );
+    let saved = d.out.store.load().unwrap().and_then(|s| s.pause);
+    assert_eq!(saved.and_then(|p| p.until), Some(ahead));
+    // It holds OL through the outage for its 10 minutes on the boot clock.
+    while d.pause.is_some() {
+        assert_eq!(status_of(&data), "OL");
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    let held = b.clock.now() - set;
+    assert!((600 * S..=602 * S).contains(&held), "held {held:?}");
+    assert_eq!(status_of(&data), "OL", "OB only after on-battery-after");
+
+    // A day back now: a 10 s pause still ends 10 s later, not a day later.
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    for _ in 0..20 {
+        round(&mut d, &b.clock, S).await;
+    }
+    message(&pause(&mut d, Some(10), false).await);
+    let set = b.clock.now();
+    let until = pause_until(&d);
+    b.clock.step_wall(-TimeDelta::days(1));
+    round(&mut d, &b.clock, S).await;
+    assert_eq!(pause_until(&d), until - TimeDelta::days(1));
+    while d.pause.is_some() {
+        assert!(
+            b.clock.now() - set <= 11 * S,
+            "a step back stretched the pause"
+        );
+        round(&mut d, &b.clock, S).await;
+    }
+    assert_eq!(b.clock.now() - set, 11 * S, "ended in the round after 10 s");
+    assert!(
+        d.status_line().starts_with("OL: 2/2"),
+        "{}",
+        d.status_line()
+    );
 }
 
 #[tokio::test]
