@@ -177,7 +177,8 @@ impl PauseRecord {
     /// moved it by `moved`.
     pub fn describe_step(&self, moved: TimeDelta, now: &Moment) -> String {
         let sign = if moved < TimeDelta::zero() { '-' } else { '+' };
-        let by = fmt_secs(moved.abs().num_seconds().unsigned_abs());
+        // To the nearest second: the two clocks are read a moment apart.
+        let by = fmt_secs((moved.abs().num_milliseconds().unsigned_abs() + 500) / 1000);
         let left = self
             .left(now)
             .map(|l| fmt_secs(l.as_secs()))
@@ -316,6 +317,13 @@ mod tests {
         assert_eq!(p.until, Some(back + TimeDelta::seconds(3)));
         assert!(
             p.describe_step(moved, &now)
+                .starts_with("the wall clock was stepped by -1day;")
+        );
+        // The clocks are read a moment apart: a step a millisecond short
+        // of a day reads as a day.
+        let short = -TimeDelta::days(1) + TimeDelta::milliseconds(1);
+        assert!(
+            p.describe_step(short, &now)
                 .starts_with("the wall clock was stepped by -1day;")
         );
         assert!(!p.expired(&later(1_002_999)));
