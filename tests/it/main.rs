@@ -10,3 +10,4 @@ mod faults;
 mod man_pages;
 mod privileges;
 mod support;
+mod wall_clock;

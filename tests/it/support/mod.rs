@@ -9,6 +9,7 @@
 
 pub mod ctl;
 pub mod daemon;
+pub mod faketime;
 pub mod logs;
 pub mod netns;
 pub mod notify;
