@@ -46,7 +46,7 @@ use crate::sys::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_NOPERM};
 use clock::{Clock, SystemClock};
 use disk::Disk;
 use nut_watch::NutWatch;
-use publish::Outputs;
+use publish::{Outputs, SaveKey};
 
 /// Entry point of the `fakeups` binary.
 pub fn main(args: DaemonArgs) -> ExitCode {
@@ -216,18 +216,30 @@ impl<P: Probe> Daemon<P> {
         let now = moment.wall;
         let mut saves: Vec<Saved> = vec![];
         let mut load_error = None;
-        for store in [Some(store.clone()), runtime_store(&config)]
+        // What the state directory holds: not saved again while unchanged.
+        let mut on_disk = None;
+        for (n, store) in [Some(store.clone()), runtime_store(&config)]
             .into_iter()
-            .flatten()
+            .enumerate()
         {
-            match store.load() {
-                Ok(Some(saved)) => saves.push(saved.saved()),
-                Ok(None) => {}
-                Err(e) => load_error = Some(e),
+            match store.map(|s| s.load()) {
+                Some(Ok(Some(saved))) => {
+                    let saved = saved.saved();
+                    if n == 0 {
+                        on_disk = Some(SaveKey::of(saved.status, &saved.pause, saved.charge));
+                    }
+                    saves.push(saved);
+                }
+                Some(Err(e)) => load_error = Some(e),
+                Some(Ok(None)) | None => {}
             }
         }
         let found = match (newest(&saves, &moment), load_error) {
-            (Some(saved), _) => Ok(Some(saved.clone())),
+            (Some(saved), Some(e)) => {
+                logging::warning(&format!("{e}; going on from the other copy"));
+                Ok(Some(saved.clone()))
+            }
+            (Some(saved), None) => Ok(Some(saved.clone())),
             (None, Some(e)) => Err(e),
             (None, None) => Ok(None),
         };
@@ -259,7 +271,7 @@ impl<P: Probe> Daemon<P> {
                 generation: 0,
                 withheld: false,
             },
-            out: Outputs::new(data, store, Disk::start()?),
+            out: Outputs::new(data, store, Disk::start()?, on_disk),
             nut: NutWatch::new(clock.now()),
             control: ControlSide {
                 server: None,

@@ -31,6 +31,16 @@ pub(super) struct SaveKey {
     full: bool,
 }
 
+impl SaveKey {
+    pub(super) fn of(status: Status, pause: &Option<PauseRecord>, charge: f64) -> SaveKey {
+        SaveKey {
+            status,
+            pause: pause.clone(),
+            full: !status.on_battery() && charge >= 1.0,
+        }
+    }
+}
+
 /// The outputs and their faults.
 pub(super) struct Outputs {
     pub(super) data: DataFile,
@@ -54,7 +64,13 @@ pub(super) struct Outputs {
 }
 
 impl Outputs {
-    pub(super) fn new(data: DataFile, store: StateStore, disk: Disk) -> Outputs {
+    /// `on_disk`: what the state directory holds at start.
+    pub(super) fn new(
+        data: DataFile,
+        store: StateStore,
+        disk: Disk,
+        on_disk: Option<SaveKey>,
+    ) -> Outputs {
         Outputs {
             data,
             store,
@@ -66,7 +82,7 @@ impl Outputs {
             data_checked: false,
             state_error: None,
             copy_error: None,
-            saved_key: None,
+            saved_key: on_disk,
         }
     }
 }
@@ -83,11 +99,7 @@ impl<P: Probe> Daemon<P> {
     pub(super) fn publish_and_save(&mut self, ack: Option<SaveAck>) {
         let published = self.model.published();
         let data = self.out.data.next(&published);
-        let key = SaveKey {
-            status: self.model.status(),
-            pause: self.pause.clone(),
-            full: !self.model.status().on_battery() && self.model.charge() >= 1.0,
-        };
+        let key = SaveKey::of(self.model.status(), &self.pause, self.model.charge());
         let save = ack.is_some() || self.out.saved_key.as_ref() != Some(&key);
         if data.is_some() || save {
             let state = SavedState::new(Saved {
