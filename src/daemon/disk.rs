@@ -12,6 +12,7 @@
 //! What each write did comes back to the loop as a `DiskEvent`.
 
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +32,9 @@ pub(super) struct FastBatch {
     pub(super) data: Option<DataWrite>,
     /// Check, after writing, that user nut can read the data file.
     pub(super) check_access: bool,
+    /// Check that user nut can read this data file (NUT said its driver is
+    /// not connected): a user lookup, so here rather than on the loop.
+    pub(super) diagnose: Option<PathBuf>,
 }
 
 impl Batch for FastBatch {
@@ -42,6 +46,9 @@ impl Batch for FastBatch {
             self.data = newer.data;
         }
         self.check_access |= newer.check_access;
+        if newer.diagnose.is_some() {
+            self.diagnose = newer.diagnose;
+        }
     }
 }
 
@@ -74,6 +81,11 @@ pub(super) enum DiskEvent {
     RuntimeCopy(Result<(), String>),
     /// The state was saved with fsync, or why not.
     Saved(Result<(), String>),
+    /// Why user nut cannot read the data file at `path`, if it cannot.
+    Access {
+        path: PathBuf,
+        problem: Option<String>,
+    },
 }
 
 /// The two lanes and the events they send back.
@@ -104,6 +116,10 @@ impl Disk {
                     result,
                     access_problem,
                 });
+            }
+            if let Some(path) = b.diagnose {
+                let problem = unreadable_by_nut(&path);
+                let _ = fast_tx.send(DiskEvent::Access { path, problem });
             }
         })?;
         let slow = Lane::spawn("fakeups-slow-io", move |b: SlowBatch| {

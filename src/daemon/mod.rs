@@ -39,6 +39,7 @@ use crate::core::{PauseRecord, PowerModel, PowerSettings, Saved, newest, restore
 use crate::nut::{DataFile, Identity};
 use crate::probe::{Addresses, Probe, Prober, SentinelSpec, Sentinels};
 use crate::state::StateStore;
+use crate::sys::atomic_file;
 use crate::sys::logging::{self, Console};
 use crate::sys::privileges;
 use crate::sys::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_NOPERM};
@@ -109,6 +110,32 @@ fn runtime_store(config: &Config) -> Option<StateStore> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && *d != config.state_directory)
         .map(StateStore::new)
+}
+
+/// Removes the temporary files a crash left beside the files fakeups
+/// writes (a kill between writing one and renaming it), at start, before
+/// the first write.
+fn sweep_leftovers(config: &Config) {
+    let state = StateStore::new(&config.state_directory);
+    let copy = runtime_store(config);
+    let paths = [
+        Some(config.nut.data_file.as_path()),
+        Some(state.path()),
+        copy.as_ref().map(StateStore::path),
+    ];
+    for path in paths.into_iter().flatten() {
+        match atomic_file::remove_leftovers(path) {
+            Ok(0) => {}
+            Ok(n) => logging::info(&format!(
+                "removed {n} temporary file(s) of {} left by a crash",
+                path.display()
+            )),
+            Err(e) => logging::warning(&format!(
+                "cannot look for temporary files left beside {}: {e}",
+                path.display()
+            )),
+        }
+    }
 }
 
 /// How long a round may take: a name never resolved is waited for up to
@@ -261,6 +288,7 @@ impl<P: Probe> Daemon<P> {
                 (PowerModel::new(settings), now, None)
             }
         };
+        sweep_leftovers(&config);
         let data = DataFile::new(config.nut.data_file.clone(), Identity::of_this_machine());
         let sentinels = Sentinels::new(&config.sentinels);
         let mut daemon = Daemon {

@@ -124,6 +124,7 @@ impl<P: Probe> Daemon<P> {
                 runtime_copy,
                 data,
                 check_access,
+                diagnose: None,
             });
             if save {
                 match self.out.store.encode(&state) {
@@ -185,6 +186,7 @@ impl<P: Probe> Daemon<P> {
                 note(&mut out.state_error, Err(text), "state");
             }
             DiskEvent::Saved(Ok(())) => note(&mut out.state_error, Ok(()), "state"),
+            DiskEvent::Access { path, problem } => self.on_access_check(&path, problem),
         }
         self.announce();
     }

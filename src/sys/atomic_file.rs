@@ -103,6 +103,44 @@ pub fn write_atomically(
     Ok(())
 }
 
+/// Removes the temporary files that `write_atomically` left for `path`
+/// when the process was killed between creating one and renaming it
+/// (`.NAME.tmpPID` and `.NAME.tmpPID.N`); other files are left alone.
+/// Returns how many were removed, or why the directory could not be read.
+pub fn remove_leftovers(path: &Path) -> io::Result<usize> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(0);
+    };
+    let prefix = format!(".{name}.tmp");
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let ours = rest
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            && rest.split('.').count() <= 2;
+        if ours
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +155,39 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn leftovers_of_a_crash_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let names = [
+            ".state.json.tmp123",
+            ".state.json.tmp123.7",
+            ".state.json.tmpx",
+            ".state.json.tmp1.2.3",
+            ".other.json.tmp123",
+            "state.json",
+        ];
+        for n in names {
+            fs::write(dir.path().join(n), "x").unwrap();
+        }
+        assert_eq!(remove_leftovers(&path).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".other.json.tmp123",
+                ".state.json.tmp1.2.3",
+                ".state.json.tmpx",
+                "state.json"
+            ]
+        );
+        assert_eq!(remove_leftovers(&dir.path().join("none/x")).unwrap(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod check_config;
 mod control;
 mod daemon;
 mod faults;
+mod leftovers;
 mod man_pages;
 mod privileges;
 mod support;
