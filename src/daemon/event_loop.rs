@@ -89,6 +89,7 @@ impl<P: Probe> Daemon<P> {
                         nut = rx;
                     }
                 }
+                () = log_retry(logging::file_retry_at()) => logging::retry_file(),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -129,6 +130,15 @@ impl<P: Probe> Daemon<P> {
         self.control.server = None;
         self.save_and_wait();
         logging::info("fakeups stopping");
+    }
+}
+
+/// When the log file, failing (a full disk), is due to be tried again;
+/// never while it is written.
+async fn log_retry(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

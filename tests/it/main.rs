@@ -8,6 +8,7 @@ mod control;
 mod daemon;
 mod faults;
 mod leftovers;
+mod logging;
 mod man_pages;
 mod privileges;
 mod support;

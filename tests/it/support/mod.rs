@@ -15,6 +15,7 @@ pub mod netns;
 pub mod notify;
 pub mod nut;
 pub mod strace;
+pub mod tmpfs;
 
 use std::ffi::OsString;
 use std::fs;
