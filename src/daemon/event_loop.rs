@@ -1,7 +1,8 @@
 //! The main loop: each tick starts a round, which runs beside the loop
 //! while it serves the watchdog, the commands of the control socket, what
 //! the writers did, upsd's read-back, and the signals (SIGHUP reloads,
-//! SIGTERM and SIGINT stop). Nothing here waits for a round or a disk.
+//! SIGUSR1 reopens the log file, SIGTERM and SIGINT stop). Nothing here
+//! waits for a round or a disk.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,13 +31,14 @@ impl<P: Probe> Daemon<P> {
                 signal(SignalKind::hangup())?,
                 signal(SignalKind::terminate())?,
                 signal(SignalKind::interrupt())?,
+                signal(SignalKind::user_defined1())?,
             ))
         })();
-        let (mut hup, mut term, mut int) = match handlers {
+        let (mut hup, mut term, mut int, mut usr1) = match handlers {
             Ok(h) => h,
             Err(e) => {
                 logging::error(&format!(
-                    "cannot install the handlers of SIGHUP, SIGTERM and SIGINT: {e}"
+                    "cannot install the handlers of SIGHUP, SIGTERM, SIGINT and SIGUSR1: {e}"
                 ));
                 return ExitCode::FAILURE;
             }
@@ -87,6 +89,12 @@ impl<P: Probe> Daemon<P> {
                     }
                     if let Some(rx) = reloaded.nut_view {
                         nut = rx;
+                    }
+                }
+                // logrotate's postrotate: the log file only, no reload.
+                _ = usr1.recv() => {
+                    if self.reopen_log() {
+                        logging::info("log file reopened on SIGUSR1");
                     }
                 }
                 () = log_retry(logging::file_retry_at()) => logging::retry_file(),

@@ -113,9 +113,15 @@ impl<P: Probe> Daemon<P> {
         }
     }
 
-    fn reopen_log(&self) {
-        if let Err(e) = logging::reopen(non_empty(&self.config.log.file), self.config.log.level) {
-            logging::error(&e.to_string());
+    /// Reopens the log file of the running configuration (on a reload, and
+    /// alone on SIGUSR1); false, with the reason logged, when it cannot be.
+    pub(super) fn reopen_log(&self) -> bool {
+        match logging::reopen(non_empty(&self.config.log.file), self.config.log.level) {
+            Ok(()) => true,
+            Err(e) => {
+                logging::error(&e.to_string());
+                false
+            }
         }
     }
 }

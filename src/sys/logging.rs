@@ -317,8 +317,8 @@ pub fn init(console: Console, file: Option<&Path>, level: Level) -> Result<(), L
     reopen(file, level)
 }
 
-/// Applies a new level and (re)opens the file, e.g. on SIGHUP after
-/// logrotate moved it away. A file that was failing gets the
+/// Applies a new level and (re)opens the file: after a reload, and on
+/// SIGUSR1 once logrotate moved it away. A file that was failing gets the
 /// count of its lost lines as its first line, and the console a copy.
 pub fn reopen(file: Option<&Path>, level: Level) -> Result<(), LogError> {
     let Some(logger) = LOGGER.get() else {

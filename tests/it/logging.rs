@@ -1,5 +1,6 @@
 //! The log file against the real daemon: a disk that fills up and frees
-//! again.
+//! again, and logrotate's rotation, which must reopen the file and do
+//! nothing else.
 
 use std::collections::HashMap;
 use std::fs;
@@ -10,6 +11,7 @@ use crate::support::daemon::{Daemon, TestConfig};
 use crate::support::logs::is_monolog;
 use crate::support::tmpfs::{self, Tmpfs};
 use crate::support::{self, require, stderr, wait_for, workdir};
+use nix::sys::signal::Signal;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -179,4 +181,119 @@ fn a_full_log_disk_resumes_by_itself_and_says_how_many_lines_were_lost() {
     assert_eq!(console.matches(message).count(), 1, "{console}");
     assert_eq!(log.matches(" lost while ").count(), 1, "{log}");
     println!("{lost} lost lines reported");
+}
+
+/// logrotate's part: the file is moved away, then SIGUSR1. The daemon
+/// writes to a new file at the path, and a configuration changed on disk
+/// meanwhile is not applied (no RELOADING=1, no "configuration reloaded",
+/// the data file stays where it was). SIGHUP still reloads it.
+#[test]
+fn sigusr1_reopens_the_log_file_and_reloads_nothing() {
+    require!(
+        support::root_and_netns(),
+        "sigusr1_reopens_the_log_file_and_reloads_nothing"
+    );
+    let dir = workdir();
+    let cfg = TestConfig::new(&["127.0.0.1".to_string()]);
+    let mut daemon = Daemon::start_ready(dir.path(), &cfg);
+    let rotated = dir.path().join("log/fakeups.log.1");
+    fs::rename(daemon.log_file(), &rotated).expect("move the log file away");
+    // An edit nobody asked to apply: the data file elsewhere.
+    let moved = dir.path().join("lib/moved.dev");
+    let edited = cfg
+        .render(dir.path())
+        .replace("lib/fakeups.dev", "lib/moved.dev");
+    fs::write(&daemon.config, edited).expect("edit the configuration");
+
+    let seen = daemon.notify.messages().len();
+    let sent = Instant::now();
+    daemon.signal(Signal::SIGUSR1);
+    let first = wait_for(10 * SEC, Duration::from_millis(50), || {
+        daemon.log().lines().next().map(String::from)
+    });
+    let Some(first) = first else {
+        let status = daemon
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        panic!(
+            "no new log file within 10 s of SIGUSR1; the daemon {}",
+            match status {
+                Some(s) => format!("exited: {s}"),
+                None => "still runs".to_string(),
+            }
+        )
+    };
+    println!(
+        "a new log file {:.2} s after SIGUSR1: {first}",
+        sent.elapsed().as_secs_f64()
+    );
+    assert!(
+        is_monolog(&first, "INFO", "log file reopened on SIGUSR1"),
+        "{first}"
+    );
+    let out = daemon.ctl(&["pause", "--for", "10m", "--reason", "after rotation"]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    daemon
+        .wait_log("after rotation", 5 * SEC)
+        .expect("the pause in the new log file");
+    let old = fs::read_to_string(&rotated).expect("the rotated file");
+    assert!(!old.contains("after rotation"), "{old}");
+    assert!(!old.contains("reopened"), "{old}");
+
+    // A few rounds later: nothing of the edit was applied.
+    std::thread::sleep(SEC);
+    assert!(daemon.running());
+    let log = daemon.log();
+    assert!(!log.contains("configuration reloaded"), "{log}");
+    assert!(!old.contains("configuration reloaded"), "{old}");
+    assert!(!moved.exists(), "the edited data file was applied");
+    assert_eq!(daemon.data()["ups.status"], "OL");
+    let reloading = daemon.notify.messages()[seen..]
+        .iter()
+        .any(|(_, m)| m.lines().any(|l| l == "RELOADING=1"));
+    assert!(!reloading, "RELOADING=1 after SIGUSR1");
+
+    // SIGHUP is still the reload.
+    daemon.signal(Signal::SIGHUP);
+    daemon
+        .wait_log("configuration reloaded", 5 * SEC)
+        .expect("SIGHUP reloads");
+    assert!(
+        wait_for(5 * SEC, Duration::from_millis(50), || moved
+            .exists()
+            .then_some(()))
+        .is_some(),
+        "the data file did not move on SIGHUP"
+    );
+}
+
+/// The shipped logrotate configuration signals the daemon with SIGUSR1
+/// (reopen the log file), never SIGHUP (the configuration reload).
+#[test]
+fn logrotate_config_reopens_with_sigusr1_not_sighup() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/logrotate");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let post = text
+        .split_once("postrotate")
+        .and_then(|(_, rest)| rest.split_once("endscript"))
+        .map(|(script, _)| script)
+        .unwrap_or_else(|| panic!("{} has no postrotate script", path.display()));
+    let commands: Vec<&str> = post
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("systemctl kill") && c.contains("--signal=USR1")),
+        "{post}"
+    );
+    assert!(
+        commands
+            .iter()
+            .all(|c| !c.contains("HUP") && !c.contains("reload")),
+        "{post}"
+    );
 }
