@@ -290,6 +290,7 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// The system's reason alone, without the path.
     fn io_error(&self) -> String {
         match self {
             LogError::AlreadySetUp => self.to_string(),
@@ -371,7 +372,7 @@ fn open_log_file(path: &Path) -> io::Result<File> {
 }
 
 impl Logger {
-    /// `line` (`message` at `level`, with `fields`) to the journal or stderr.
+    /// `message` at `level`, with `fields`, to the journal (or stderr).
     fn to_console(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
         let line = || monolog_line(&Local::now(), level, message);
         match &self.console {
