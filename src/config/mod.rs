@@ -31,12 +31,16 @@ fn place(position: Option<(usize, usize)>) -> String {
 impl Config {
     /// Reads, parses and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             position: None,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Config::parse(path, &text)
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(e) => return Err(not_utf8(path, &bytes, &e)),
+        };
+        Config::parse(path, text)
     }
 
     /// Parses and checks `text`; `path` only names it in errors.
@@ -52,6 +56,31 @@ impl Config {
             message: format!("{}: {}", problem.key.join("."), problem.message),
         })?;
         Ok(config)
+    }
+}
+
+/// A file that is not UTF-8, with the place of its first invalid byte.
+fn not_utf8(path: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> ConfigError {
+    let at = e.valid_up_to();
+    // Valid up to `at` by definition: the lossy conversion borrows.
+    let before = String::from_utf8_lossy(&bytes[..at]);
+    let what = match e.error_len() {
+        Some(len) => {
+            let seq: Vec<String> = bytes[at..at + len]
+                .iter()
+                .map(|b| format!("0x{b:02X}"))
+                .collect();
+            match len {
+                1 => format!("byte {} is not UTF-8", seq.join(" ")),
+                _ => format!("bytes {} are not UTF-8", seq.join(" ")),
+            }
+        }
+        None => "the file ends inside a UTF-8 character".to_string(),
+    };
+    ConfigError {
+        path: path.to_path_buf(),
+        position: Some(line_col(&before, at)),
+        message: format!("{what} (byte offset {at}): the configuration must be UTF-8"),
     }
 }
 

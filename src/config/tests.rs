@@ -138,3 +138,42 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
     assert_eq!(line_col("", 0), (1, 1));
 }
+
+fn load(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fakeups.toml");
+    std::fs::write(&path, bytes).unwrap();
+    Config::load(&path)
+}
+
+#[test]
+fn invalid_utf8_is_refused_at_its_byte() {
+    let e = load(b"sentinels = [\"gateway\"]\n[nut]\nups = [\"caf\xe9\"]\n").unwrap_err();
+    assert_eq!(e.position, Some((3, 12)), "{e}");
+    assert_eq!(
+        e.message,
+        "byte 0xE9 is not UTF-8 (byte offset 41): the configuration must be UTF-8"
+    );
+    // The column counts the characters before it, not the bytes.
+    let e = load(
+        &[
+            &b"# \xc3\xa9\n# \xc3\xa9\xc3\xa9"[..],
+            "\u{1F50C}".as_bytes(),
+            b"\xff",
+        ]
+        .concat(),
+    )
+    .unwrap_err();
+    assert_eq!(e.position, Some((2, 6)), "{e}");
+    // A character cut off at the end of the file.
+    let e = load(b"# caf\xc3").unwrap_err();
+    assert_eq!(e.position, Some((1, 6)), "{e}");
+    assert!(
+        e.message
+            .starts_with("the file ends inside a UTF-8 character")
+    );
+    // An unreadable file has no place, and says why.
+    let e = Config::load(Path::new("/nonexistent/fakeups.toml")).unwrap_err();
+    assert_eq!(e.position, None);
+    assert!(e.message.starts_with("cannot read the configuration: "));
+}

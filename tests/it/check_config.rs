@@ -159,3 +159,44 @@ fn the_daemon_refuses_to_start_on_a_bad_config() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("sentinels: the list is empty"));
 }
+
+/// Checks a file holding `bytes`: its path, exit status and stderr.
+fn check_bytes(dir: &Path, name: &str, bytes: &[u8]) -> (String, i32, String) {
+    let path = dir.join(name);
+    fs::write(&path, bytes).unwrap();
+    let (code, _, err) = check(&path);
+    (path.display().to_string(), code, err)
+}
+
+/// Each `(file, message after "PATH:")` is refused with exit 78 and exactly
+/// that one line.
+fn assert_refused(cases: &[(Vec<u8>, String)]) {
+    let dir = support::workdir();
+    for (i, (bytes, expected)) in cases.iter().enumerate() {
+        let (path, code, err) = check_bytes(dir.path(), &format!("case-{i}.toml"), bytes);
+        let text = String::from_utf8_lossy(bytes);
+        let shown: String = text.chars().take(120).collect();
+        assert_eq!(code, 78, "case {i} {shown:?}: {err}");
+        assert_eq!(err, format!("{path}:{expected}\n"), "case {i} {shown:?}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+    assert_refused(&[
+        (
+            b"sentinels = [\"gateway\"]\n[nut]\nups = [\"caf\xe9\"]\n".to_vec(),
+            "3:12: byte 0xE9 is not UTF-8 (byte offset 41): the configuration must be UTF-8".into(),
+        ),
+        (
+            b"\xff\xfesentinels = []\n".to_vec(),
+            "1:1: byte 0xFF is not UTF-8 (byte offset 0): the configuration must be UTF-8".into(),
+        ),
+        (
+            "# caf\u{e9}\n# \u{e9}t\u{e9}".as_bytes()[..14].to_vec(),
+            "2:5: the file ends inside a UTF-8 character (byte offset 13): the configuration \
+             must be UTF-8"
+                .into(),
+        ),
+    ]);
+}
