@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub use schema::{Battery, Config, Control, Detection, Log, Nut, Pause};
 
-use locate::{line_col, locate_key};
+use locate::{deep_key, line_col, locate_key};
 
 /// A configuration that cannot be used, with where the problem is:
 /// `PATH:LINE:COL: PROBLEM`, or `PATH: PROBLEM` when it has no place.
@@ -45,10 +45,27 @@ impl Config {
 
     /// Parses and checks `text`; `path` only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            position: e.span().map(|span| line_col(text, span.start)),
-            message: e.message().trim().to_string(),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (position, message) = match e.span() {
+                Some(span) => (Some(line_col(text, span.start)), e.message().trim().into()),
+                // The parser gives no place when a dotted key is too deep.
+                None => match deep_key(text) {
+                    Some(deep) => (
+                        Some(line_col(text, deep.start)),
+                        format!(
+                            "this dotted key has {} parts, more than the {} the parser allows",
+                            deep.parts,
+                            locate::MAX_KEY_PARTS
+                        ),
+                    ),
+                    None => (None, e.message().trim().into()),
+                },
+            };
+            ConfigError {
+                path: path.to_path_buf(),
+                position,
+                message,
+            }
         })?;
         check::check(&config).map_err(|problem| ConfigError {
             path: path.to_path_buf(),

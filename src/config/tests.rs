@@ -177,3 +177,57 @@ fn invalid_utf8_is_refused_at_its_byte() {
     assert_eq!(e.position, None);
     assert!(e.message.starts_with("cannot read the configuration: "));
 }
+
+fn dotted(parts: usize) -> String {
+    vec!["a"; parts].join(".")
+}
+
+#[test]
+fn a_key_too_deep_for_the_parser_is_refused_where_it_starts() {
+    // The parser's own limit: 80 parts get as far as the schema, 81 do not.
+    let e = parse(&format!("x = 1\n  {} = 1\n", dotted(80))).unwrap_err();
+    assert!(e.message.starts_with("unknown field `a`"), "{e}");
+    let e = parse(&format!("x = 1\n  {} = 1\n", dotted(81))).unwrap_err();
+    assert_eq!(e.position, Some((2, 3)), "{e}");
+    assert_eq!(
+        e.message,
+        "this dotted key has 81 parts, more than the 80 the parser allows"
+    );
+    // In a table header, quoted, spaced, in an inline table.
+    let header = format!("[{}]\n", vec!["\"q.q\""; 100].join(" . "));
+    let e = parse(&format!("# [a.b.c]\n{header}")).unwrap_err();
+    assert_eq!(e.position, Some((2, 2)), "{e}");
+    assert!(e.message.contains("100 parts"), "{e}");
+    let e = parse(&format!(
+        "s = \"a.b\"\nx = {{ y = 1, {} = 2 }}\n",
+        dotted(90)
+    ))
+    .unwrap_err();
+    assert_eq!(e.position, Some((2, 14)), "{e}");
+    // Deep arrays and inline tables have their place from the parser.
+    let e = parse(&format!("x = {}{}\n", "[".repeat(100), "]".repeat(100))).unwrap_err();
+    assert!(e.position.is_some(), "{e}");
+}
+
+#[test]
+fn deep_key_skips_strings_and_comments() {
+    use super::locate::{DeepKey, deep_key};
+    let deep = dotted(81);
+    let cases = [
+        (format!("x = \"{deep}\"\n"), None),
+        (format!("x = '{deep}'\n"), None),
+        (format!("x = \"\"\"\n{deep}\n\"\"\"\n"), None),
+        (format!("x = '''\n{deep}\n'''''\n"), None),
+        (format!("x = \"\\\"{deep}\"\n"), None),
+        (format!("# {deep}\n"), None),
+        (format!("x = 1.5\n{deep} = 1\n"), Some(8)),
+        (format!("x = \"\"\"a\"\"\"\"\"\n{deep} = 1\n"), Some(14)),
+    ];
+    for (text, start) in cases {
+        assert_eq!(
+            deep_key(&text),
+            start.map(|start| DeepKey { start, parts: 81 }),
+            "{text}"
+        );
+    }
+}

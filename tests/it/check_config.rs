@@ -200,3 +200,18 @@ fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
         ),
     ]);
 }
+
+#[test]
+fn a_key_too_deep_for_the_parser_is_refused_where_it_starts() {
+    let deep = vec!["a"; 120].join(".");
+    assert_refused(&[
+        (
+            format!("sentinels = [\"gateway\"]\n  {deep} = 1\n").into_bytes(),
+            "2:3: this dotted key has 120 parts, more than the 80 the parser allows".into(),
+        ),
+        (
+            format!("[detection]\n[{deep}]\n").into_bytes(),
+            "2:2: this dotted key has 120 parts, more than the 80 the parser allows".into(),
+        ),
+    ]);
+}
