@@ -119,10 +119,7 @@ pub fn check(config: &Config) -> Result<(), Problem> {
     if !config.state_directory.is_absolute() {
         return fail(
             &["state-directory"],
-            format!(
-                "{} is not an absolute path",
-                config.state_directory.display()
-            ),
+            format!("{:?} is not an absolute path", config.state_directory),
         );
     }
     if !config.nut.upsd.is_empty() {
@@ -155,10 +152,10 @@ fn check_file_path(path: &Path, may_be_empty: bool) -> Result<(), String> {
         };
     }
     if !path.is_absolute() {
-        return Err(format!("{} is not an absolute path", path.display()));
+        return Err(format!("{path:?} is not an absolute path"));
     }
     if path.file_name().is_none() {
-        return Err(format!("{} does not name a file", path.display()));
+        return Err(format!("{path:?} does not name a file"));
     }
     Ok(())
 }

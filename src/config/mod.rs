@@ -1,6 +1,6 @@
 //! The configuration file /etc/fakeups/fakeups.toml: its schema with a
 //! default for every key (schema.rs), parsing with `file:line:col` errors,
-//! and the checks that need more than one key (check.rs).
+//! and the checks that need more than one key or more than a type (check.rs).
 
 mod check;
 mod locate;
@@ -14,27 +14,72 @@ pub use schema::{Battery, Config, Control, Detection, Log, Nut, Pause};
 use locate::{deep_key, line_col, locate_key};
 
 /// A configuration that cannot be used, with where the problem is:
-/// `PATH:LINE:COL: PROBLEM`, or `PATH: PROBLEM` when it has no place.
+/// `PATH:LINE:COL: PROBLEM`, or `PATH: PROBLEM` when it has no place. Always
+/// one line: control characters in the path or the message are escaped, and
+/// a message that echoes a huge value is shortened in its middle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {message}", path.display(), place(*position))]
+#[error("{}{}: {message}", one_line(&path.display().to_string(), usize::MAX), place(*position))]
 pub struct ConfigError {
     pub path: PathBuf,
     /// 1-based line and column (in characters), when the problem has a place.
     pub position: Option<(usize, usize)>,
+    /// One line, at most about `MAX_MESSAGE` characters.
     pub message: String,
+}
+
+/// The longest message kept whole: long enough for any message of fakeups'
+/// own, short enough that an echoed 50 MB value is not printed.
+const MAX_MESSAGE: usize = 400;
+
+impl ConfigError {
+    fn new(path: &Path, position: Option<(usize, usize)>, message: &str) -> ConfigError {
+        ConfigError {
+            path: path.to_path_buf(),
+            position,
+            message: one_line(message, MAX_MESSAGE),
+        }
+    }
 }
 
 fn place(position: Option<(usize, usize)>) -> String {
     position.map_or_else(String::new, |(line, col)| format!(":{line}:{col}"))
 }
 
+/// `text` on one line: line breaks, other control characters and Unicode's
+/// line and paragraph separators escaped (`\n`, `\u{1b}`); when it is longer
+/// than `max` characters, its middle is left out.
+fn one_line(text: &str, max: usize) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    let mut count = 0;
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            for e in c.escape_debug() {
+                escaped.push(e);
+                count += 1;
+            }
+        } else {
+            escaped.push(c);
+            count += 1;
+        }
+    }
+    if count <= max {
+        return escaped;
+    }
+    let tail = max / 4;
+    let head = max - tail;
+    let start: String = escaped.chars().take(head).collect();
+    let end: String = escaped.chars().skip(count - tail).collect();
+    format!(
+        "{start}[... {} characters left out ...]{end}",
+        count - head - tail
+    )
+}
+
 impl Config {
     /// Reads, parses and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            position: None,
-            message: format!("cannot read the configuration: {e}"),
+        let bytes = std::fs::read(path).map_err(|e| {
+            ConfigError::new(path, None, &format!("cannot read the configuration: {e}"))
         })?;
         let text = match std::str::from_utf8(&bytes) {
             Ok(text) => text,
@@ -45,35 +90,35 @@ impl Config {
 
     /// Parses and checks `text`; `path` only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let (position, message) = match e.span() {
-                Some(span) => (Some(line_col(text, span.start)), e.message().trim().into()),
-                // The parser gives no place when a dotted key is too deep.
-                None => match deep_key(text) {
-                    Some(deep) => (
-                        Some(line_col(text, deep.start)),
-                        format!(
-                            "this dotted key has {} parts, more than the {} the parser allows",
-                            deep.parts,
-                            locate::MAX_KEY_PARTS
-                        ),
+        let config: Config = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => ConfigError::new(path, Some(line_col(text, span.start)), e.message()),
+            // The parser gives no place when a dotted key is too deep.
+            None => match deep_key(text) {
+                Some(deep) => ConfigError::new(
+                    path,
+                    Some(line_col(text, deep.start)),
+                    &format!(
+                        "this dotted key has {} parts, more than the {} the parser allows",
+                        deep.parts,
+                        locate::MAX_KEY_PARTS
                     ),
-                    None => (None, e.message().trim().into()),
-                },
-            };
-            ConfigError {
-                path: path.to_path_buf(),
-                position,
-                message,
-            }
+                ),
+                None => ConfigError::new(path, None, e.message().trim()),
+            },
         })?;
-        check::check(&config).map_err(|problem| ConfigError {
-            path: path.to_path_buf(),
-            position: locate_key(text, &problem.key),
-            message: format!("{}: {}", problem.key.join("."), problem.message),
-        })?;
+        check::check(&config).map_err(|problem| key_error(path, text, problem))?;
         Ok(config)
     }
+}
+
+/// A problem with a key, at the place of its value when the file has it,
+/// otherwise named by the key alone.
+fn key_error(path: &Path, text: &str, problem: check::Problem) -> ConfigError {
+    ConfigError::new(
+        path,
+        locate_key(text, &problem.key),
+        &format!("{}: {}", problem.key.join("."), problem.message),
+    )
 }
 
 /// A file that is not UTF-8, with the place of its first invalid byte.
@@ -94,11 +139,8 @@ fn not_utf8(path: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> ConfigError {
         }
         None => "the file ends inside a UTF-8 character".to_string(),
     };
-    ConfigError {
-        path: path.to_path_buf(),
-        position: Some(line_col(&before, at)),
-        message: format!("{what} (byte offset {at}): the configuration must be UTF-8"),
-    }
+    let message = format!("{what} (byte offset {at}): the configuration must be UTF-8");
+    ConfigError::new(path, Some(line_col(&before, at)), &message)
 }
 
 #[cfg(test)]

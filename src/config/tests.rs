@@ -231,3 +231,38 @@ fn deep_key_skips_strings_and_comments() {
         );
     }
 }
+
+#[test]
+fn every_message_is_one_line() {
+    for (text, needle) in [
+        (
+            "[log]\nlevel = \"\"\"a\nb\"\"\"\n",
+            "unknown variant `a\\nb`",
+        ),
+        ("\"new\\nline\" = 1\n", "unknown field `new\\nline`"),
+        ("\"esc\\u001b[31m\" = 1\n", "unknown field `esc\\u{1b}[31m`"),
+        ("\"sep\\u2028\" = 1\n", "unknown field `sep\\u{2028}`"),
+        (
+            "state-directory = \"\"\"multi\nline\"\"\"\n",
+            "\"multi\\nline\" is not an absolute path",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(e.message.contains(needle), "{text:?} gave {e}");
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+    }
+    // A path given on the command line with a line break in it.
+    let e = Config::parse(Path::new("/tmp/a\nb.toml"), "sentinels = 1").unwrap_err();
+    assert!(e.to_string().starts_with("/tmp/a\\nb.toml:1:13: "), "{e}");
+}
+
+#[test]
+fn an_echoed_huge_value_is_cut_in_its_middle() {
+    let huge = "x".repeat(100_000);
+    let e = parse(&format!("sentinels = [\"{huge}\"]\n")).unwrap_err();
+    assert_eq!(e.position, Some((1, 14)));
+    assert!(e.message.len() < 500, "{} bytes", e.message.len());
+    assert!(e.message.starts_with("\"xxx"), "{e}");
+    assert!(e.message.contains("characters left out"), "{e}");
+    assert!(e.message.ends_with("nor \"gateway\""), "{e}");
+}

@@ -215,3 +215,23 @@ fn a_key_too_deep_for_the_parser_is_refused_where_it_starts() {
         ),
     ]);
 }
+
+#[test]
+fn every_rejection_is_one_line() {
+    assert_refused(&[
+        (
+            b"[log]\nlevel = \"\"\"very\nloud\"\"\"\n".to_vec(),
+            "2:9: unknown variant `very\\nloud`, expected one of `debug`, `info`, `notice`, \
+             `warning`, `error`, `critical`"
+                .into(),
+        ),
+        (
+            b"[control]\n\"sock\\net\" = \"/run/x\"\n".to_vec(),
+            "2:1: unknown field `sock\\net`, expected `socket`".into(),
+        ),
+        (
+            b"state-directory = '''\nvar'''\n".to_vec(),
+            "1:19: state-directory: \"var\" is not an absolute path".into(),
+        ),
+    ]);
+}
