@@ -1,6 +1,7 @@
 //! The checks that need more than one key or more than a type, each failing
-//! with the key it is about.
+//! with the key it is about (and the entry of a list, when it is in one).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,30 +11,46 @@ use crate::format::fmt_duration;
 use crate::nut::address::split_host_port;
 
 /// A problem with the value of a key (a dotted path, e.g. `detection.timeout`).
+#[derive(Debug)]
 pub struct Problem {
     pub key: Vec<String>,
+    /// The entry of the list the problem is in, when it is in one.
+    pub entry: Option<usize>,
     pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: &[&str], message: String) -> Problem {
+        Problem {
+            key: key.iter().map(|k| k.to_string()).collect(),
+            entry: None,
+            message,
+        }
+    }
 }
 
 /// The checks that involve more than one key or more than a type.
 pub fn check(config: &Config) -> Result<(), Problem> {
     let d = &config.detection;
     let b = &config.battery;
-    let fail = |key: &[&str], message: String| {
-        Err(Problem {
-            key: key.iter().map(|k| k.to_string()).collect(),
-            message,
-        })
-    };
+    let fail = |key: &[&str], message: String| Err(Problem::new(key, message));
     if config.sentinels.is_empty() {
         return fail(
             &["sentinels"],
             "the list is empty: name at least one host that is not on the UPS".into(),
         );
     }
+    // Linear: a generated file may list 100,000 sentinels.
+    let mut seen = HashMap::with_capacity(config.sentinels.len());
     for (i, s) in config.sentinels.iter().enumerate() {
-        if config.sentinels[..i].contains(s) {
-            return fail(&["sentinels"], format!("{s} is listed twice"));
+        if let Some(first) = seen.insert(s, i) {
+            return Err(Problem {
+                entry: Some(i),
+                ..Problem::new(
+                    &["sentinels"],
+                    format!("{s} is listed twice (entries {} and {})", first + 1, i + 1),
+                )
+            });
         }
     }
     if d.interval.is_zero() {
@@ -127,12 +144,15 @@ pub fn check(config: &Config) -> Result<(), Problem> {
             return fail(&["nut", "upsd"], e.to_string());
         }
     }
-    for name in &config.nut.ups {
+    for (i, name) in config.nut.ups.iter().enumerate() {
         if !is_ups_name(name) {
-            return fail(
-                &["nut", "ups"],
-                format!("{name:?} is not a NUT UPS name (letters, digits, '-', '_', '.')"),
-            );
+            return Err(Problem {
+                entry: Some(i),
+                ..Problem::new(
+                    &["nut", "ups"],
+                    format!("{name:?} is not a NUT UPS name (letters, digits, '-', '_', '.')"),
+                )
+            });
         }
     }
     Ok(())

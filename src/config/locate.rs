@@ -1,5 +1,6 @@
 //! Places in the file: the line and column of an offset, where a key's
-//! value is written, and where a dotted key is too deep for the parser.
+//! value (or an entry of a list) is written, and where a dotted key is too
+//! deep for the parser.
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -14,17 +15,23 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Where the value of a dotted key path is written in `text`, if it is.
-pub fn locate_key(text: &str, key: &[String]) -> Option<(usize, usize)> {
+/// Where the value of a dotted key path is written in `text`, if it is; with
+/// `entry`, where that entry of the list is.
+pub fn locate_key(text: &str, key: &[String], entry: Option<usize>) -> Option<(usize, usize)> {
     let doc = toml::de::DeTable::parse(text).ok()?;
     let mut table = doc.get_ref();
     let mut span = None;
+    let mut value = None;
     for (depth, part) in key.iter().enumerate() {
-        let (_, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
-        span = Some(value.span());
+        let (_, found) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+        span = Some(found.span());
+        value = Some(found);
         if depth + 1 < key.len() {
-            table = value.get_ref().as_table()?;
+            table = found.get_ref().as_table()?;
         }
+    }
+    if let (Some(i), Some(value)) = (entry, value) {
+        span = Some(value.get_ref().as_array()?.get(i)?.span());
     }
     span.map(|s| line_col(text, s.start))
 }

@@ -111,12 +111,12 @@ impl Config {
     }
 }
 
-/// A problem with a key, at the place of its value when the file has it,
-/// otherwise named by the key alone.
+/// A problem with a key, at the place of its value (or of the entry of a
+/// list) when the file has it, otherwise named by the key alone.
 fn key_error(path: &Path, text: &str, problem: check::Problem) -> ConfigError {
     ConfigError::new(
         path,
-        locate_key(text, &problem.key),
+        locate_key(text, &problem.key, problem.entry),
         &format!("{}: {}", problem.key.join("."), problem.message),
     )
 }

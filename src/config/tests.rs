@@ -266,3 +266,34 @@ fn an_echoed_huge_value_is_cut_in_its_middle() {
     assert!(e.message.contains("characters left out"), "{e}");
     assert!(e.message.ends_with("nor \"gateway\""), "{e}");
 }
+
+#[test]
+fn a_sentinel_listed_twice_is_refused_at_its_second_entry() {
+    let e =
+        parse("sentinels = [\n  \"gateway\",\n  \"10.0.0.1\",\n  \"Gateway\",\n]\n").unwrap_err();
+    assert_eq!(e.position, Some((4, 3)), "{e}");
+    assert_eq!(
+        e.message,
+        "sentinels: gateway is listed twice (entries 1 and 3)"
+    );
+    let e = parse("[nut]\nups = [\"fakeups\", \"q n a p\"]\n").unwrap_err();
+    assert_eq!(e.position, Some((2, 19)), "{e}");
+}
+
+#[test]
+fn a_hundred_thousand_sentinels_are_checked_in_one_pass() {
+    // The duplicate is the last entry: a quadratic check takes seconds.
+    let mut list: Vec<String> = (0..100_000).map(|i| format!("\"h{i}.lan\"")).collect();
+    list.push("\"h0.lan\"".into());
+    let text = format!("sentinels = [{}]\n", list.join(",\n"));
+    let started = std::time::Instant::now();
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.position, Some((100_001, 1)), "{e}");
+    // Generous for a debug build on a busy machine; the quadratic check took
+    // 20 s in a release build.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
