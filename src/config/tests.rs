@@ -297,3 +297,82 @@ fn a_hundred_thousand_sentinels_are_checked_in_one_pass() {
         started.elapsed()
     );
 }
+
+#[test]
+fn paths_that_cannot_work_are_refused_without_the_file_system() {
+    let long_name = "x".repeat(256);
+    let long_path = format!("/{}", vec!["d"; 2050].join("/"));
+    for (text, needle) in [
+        (
+            "[nut]\ndata-file = \"/var/lib/fakeups/a\\u0000b\"".to_string(),
+            "nut.data-file: \"/var/lib/fakeups/a\\0b\" contains a NUL byte",
+        ),
+        (
+            "[log]\nfile = \"/var/log/\\u0000\"".into(),
+            "log.file: \"/var/log/\\0\" contains a NUL byte",
+        ),
+        (
+            format!("[nut]\ndata-file = \"/var/lib/{long_name}\""),
+            "nut.data-file: the name \"xxxxxxxxxxxxxxxxxxxxxxxx\"... is 256 bytes long; a file name may have 255",
+        ),
+        (
+            format!("[log]\nfile = \"/var/log/{long_name}/fakeups.log\""),
+            "log.file: the name \"xxxxxxxxxxxxxxxxxxxxxxxx\"... is 256 bytes long",
+        ),
+        (
+            format!("[nut]\ndata-file = \"/var/lib/{}\"", "x".repeat(223)),
+            "nut.data-file: the name \"xxxxxxxxxxxxxxxxxxxxxxxx\"... is 223 bytes long; a file written in place by renaming may have 222",
+        ),
+        (
+            format!("[log]\nfile = \"{long_path}\""),
+            "log.file: the path is 4100 bytes long, more than 4095",
+        ),
+        (
+            format!("state-directory = \"{}\"", &long_path[..4060]),
+            "state-directory: the path is 4060 bytes long, more than 4051",
+        ),
+        (
+            format!(
+                "[control]\nsocket = \"/run/fakeups/{}.sock\"",
+                "s".repeat(90)
+            ),
+            "control.socket: the path is 108 bytes long, more than 107: a unix socket's path fits in 108 bytes",
+        ),
+        (
+            "[control]\nsocket = \"/run/fakeups/\"".into(),
+            "control.socket: \"/run/fakeups/\" names a directory, not a socket",
+        ),
+        (
+            "[nut]\ndata-file = \"/var/lib/fakeups/..\"".into(),
+            "nut.data-file: \"/var/lib/fakeups/..\" names a directory, not a file",
+        ),
+        (
+            "[nut]\ndata-file = \"/\"".into(),
+            "nut.data-file: \"/\" names a directory, not a file",
+        ),
+        (
+            "[nut]\ndata-file = \"\"".into(),
+            "nut.data-file: must not be empty",
+        ),
+        (
+            "[log]\nfile = \"/var/lib/fakeups/fakeups.dev\"".into(),
+            "log.file: \"/var/lib/fakeups/fakeups.dev\" is also nut.data-file",
+        ),
+        (
+            "state-directory = \"/run/fakeups\"\n[control]\nsocket = \"/run/fakeups/state.json\""
+                .into(),
+            "state-directory: its state file \"/run/fakeups/state.json\" is also control.socket",
+        ),
+    ] {
+        let e = parse(&text).expect_err(&text);
+        assert!(e.message.starts_with(needle), "{text:?} gave {e}");
+        assert!(e.position.is_some(), "{e}");
+    }
+    // At the limits, and an empty log file (off).
+    let ok = format!(
+        "[nut]\ndata-file = \"/var/lib/{}\"\n[log]\nfile = \"\"\n[control]\nsocket = \"/run/{}\"\n",
+        "x".repeat(222),
+        "s".repeat(102)
+    );
+    parse(&ok).unwrap();
+}
