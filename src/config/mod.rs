@@ -1,9 +1,11 @@
 //! The configuration file /etc/fakeups/fakeups.toml: its schema with a
 //! default for every key (schema.rs), parsing with `file:line:col` errors,
-//! and the checks that need more than one key or more than a type (check.rs).
+//! the checks that need more than one key or more than a type (check.rs),
+//! and what the file system says about its paths (on_disk.rs).
 
 mod check;
 mod locate;
+mod on_disk;
 mod quorum;
 mod schema;
 
@@ -76,7 +78,8 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 impl Config {
-    /// Reads, parses and checks the file at `path`.
+    /// Reads, parses and checks the file at `path`, then its paths against
+    /// the file system.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let bytes = std::fs::read(path).map_err(|e| {
             ConfigError::new(path, None, &format!("cannot read the configuration: {e}"))
@@ -85,10 +88,13 @@ impl Config {
             Ok(text) => text,
             Err(e) => return Err(not_utf8(path, &bytes, &e)),
         };
-        Config::parse(path, text)
+        let config = Config::parse(path, text)?;
+        on_disk::check(&config).map_err(|problem| key_error(path, text, problem))?;
+        Ok(config)
     }
 
-    /// Parses and checks `text`; `path` only names it in errors.
+    /// Parses and checks `text` without looking at the file system; `path`
+    /// only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| match e.span() {
             Some(span) => ConfigError::new(path, Some(line_col(text, span.start)), e.message()),

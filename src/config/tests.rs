@@ -376,3 +376,52 @@ fn paths_that_cannot_work_are_refused_without_the_file_system() {
     );
     parse(&ok).unwrap();
 }
+
+#[test]
+fn paths_that_cannot_work_on_this_disk_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+    for (text, needle) in [
+        (
+            format!("[nut]\ndata-file = \"{d}\""),
+            format!("nut.data-file: \"{d}\" is a directory, not a file"),
+        ),
+        (
+            format!("[log]\nfile = \"{d}\""),
+            format!("log.file: \"{d}\" is a directory, not a file"),
+        ),
+        (
+            format!("[control]\nsocket = \"{d}\""),
+            format!("control.socket: \"{d}\" is a directory, not a socket"),
+        ),
+        (
+            format!("[control]\nsocket = \"{d}/file\""),
+            format!("control.socket: \"{d}/file\" is a regular file, not a socket"),
+        ),
+        (
+            format!("state-directory = \"{d}/file\""),
+            format!("state-directory: \"{d}/file\" is a regular file, not a directory"),
+        ),
+        (
+            format!("[nut]\ndata-file = \"{d}/file/sub/fakeups.dev\""),
+            format!(
+                "nut.data-file: \"{d}/file/sub/fakeups.dev\" cannot be created: \"{d}/file\" is a regular file, not a directory"
+            ),
+        ),
+    ] {
+        let e = load(text.as_bytes()).expect_err(&text);
+        assert!(e.message.starts_with(&needle), "{text:?} gave {e}");
+        assert!(e.position.is_some(), "{e}");
+        // Without the file system the same text is fine.
+        parse(&text).unwrap();
+    }
+    // What does not exist yet, its parents neither, is created at start; an
+    // existing socket (the running daemon's, at a reload) is fine.
+    let text = format!(
+        "state-directory = \"{d}/new/state\"\n[nut]\ndata-file = \"{d}/new/lib/fakeups.dev\"\n\
+         [log]\nfile = \"{d}/new/log/fakeups.log\"\n[control]\nsocket = \"{d}/sock\"\n"
+    );
+    load(text.as_bytes()).unwrap();
+}

@@ -258,3 +258,75 @@ fn a_hundred_thousand_sentinels_are_checked_in_a_second() {
         )
     );
 }
+
+#[test]
+fn paths_that_cannot_work_are_refused_where_they_are_written() {
+    let dir = support::workdir();
+    let d = dir.path().display().to_string();
+    fs::write(dir.path().join("file"), "").unwrap();
+    let long_name = "x".repeat(5000);
+    let long_socket = format!("/run/fakeups/{}.sock", "s".repeat(100));
+    let cases: Vec<(Vec<u8>, String)> = [
+        (
+            format!("[nut]\ndata-file = \"{d}\"\n"),
+            format!("2:13: nut.data-file: \"{d}\" is a directory, not a file"),
+        ),
+        (
+            format!("[log]\nfile = \"{d}\"\n"),
+            format!("2:8: log.file: \"{d}\" is a directory, not a file"),
+        ),
+        (
+            format!("[control]\nsocket = \"{d}\"\n"),
+            format!(
+                "2:10: control.socket: \"{d}\" is a directory, not a socket: fakeups replaces \
+                 only a socket left behind"
+            ),
+        ),
+        (
+            format!("state-directory = \"{d}/file\"\n"),
+            format!("1:19: state-directory: \"{d}/file\" is a regular file, not a directory"),
+        ),
+        (
+            format!("[nut]\ndata-file = \"{d}/file/new/fakeups.dev\"\n"),
+            format!(
+                "2:13: nut.data-file: \"{d}/file/new/fakeups.dev\" cannot be created: \
+                 \"{d}/file\" is a regular file, not a directory"
+            ),
+        ),
+        (
+            "[nut]\ndata-file = \"/var/lib/fakeups/\\u0000.dev\"\n".into(),
+            "2:13: nut.data-file: \"/var/lib/fakeups/\\0.dev\" contains a NUL byte, which no \
+             path can hold"
+                .into(),
+        ),
+        // in a directory that does not exist yet: refused all the same
+        (
+            format!("[log]\nfile = \"/nonexistent/{long_name}\"\n"),
+            "2:8: log.file: the name \"xxxxxxxxxxxxxxxxxxxxxxxx\"... is 5000 bytes long; a file \
+             name may have 255"
+                .into(),
+        ),
+        (
+            format!("[control]\nsocket = \"{long_socket}\"\n"),
+            "2:10: control.socket: the path is 118 bytes long, more than 107: a unix socket's \
+             path fits in 108 bytes with its NUL (sun_path)"
+                .into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(text, expected)| (text.into_bytes(), expected))
+    .collect();
+    assert_refused(&cases);
+
+    // Paths that do not exist yet, nor their directories, are fine.
+    let (_, code, err) = check_bytes(
+        dir.path(),
+        "new.toml",
+        format!(
+            "state-directory = \"{d}/a/state\"\n[nut]\ndata-file = \"{d}/b/fakeups.dev\"\n\
+             [log]\nfile = \"{d}/c/fakeups.log\"\n[control]\nsocket = \"{d}/d/control.sock\"\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(code, 0, "{err}");
+}
