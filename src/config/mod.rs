@@ -9,6 +9,7 @@ mod on_disk;
 mod quorum;
 mod schema;
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 pub use schema::{Battery, Config, Control, Detection, Log, Nut, Pause};
@@ -81,13 +82,24 @@ impl Config {
     /// Reads, parses and checks the file at `path`, then its paths against
     /// the file system.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            ConfigError::new(path, None, &format!("cannot read the configuration: {e}"))
-        })?;
-        let text = match std::str::from_utf8(&bytes) {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_SIZE as u64 + 1).read_to_end(&mut bytes))
+            .map_err(|e| {
+                ConfigError::new(path, None, &format!("cannot read the configuration: {e}"))
+            })?;
+        let kept = &bytes[..bytes.len().min(MAX_SIZE)];
+        let text = match std::str::from_utf8(kept) {
             Ok(text) => text,
-            Err(e) => return Err(not_utf8(path, &bytes, &e)),
+            // A character cut at the limit is the limit's problem.
+            Err(e) if bytes.len() > MAX_SIZE && e.error_len().is_none() => {
+                return Err(too_long(path, &kept[..e.valid_up_to()]));
+            }
+            Err(e) => return Err(not_utf8(path, kept, &e)),
         };
+        if bytes.len() > MAX_SIZE {
+            return Err(too_long(path, kept));
+        }
         let config = Config::parse(path, text)?;
         on_disk::check(&config).map_err(|problem| key_error(path, text, problem))?;
         Ok(config)
@@ -124,6 +136,26 @@ fn key_error(path: &Path, text: &str, problem: check::Problem) -> ConfigError {
         path,
         locate_key(text, &problem.key, problem.entry),
         &format!("{}: {}", problem.key.join("."), problem.message),
+    )
+}
+
+/// The most bytes a configuration may have. 100,000 sentinels take 1.5 MB
+/// (2.5 MB as IPv6 addresses); real files take a few KB. The parser needs 15
+/// (a list of sentinels) to 160 (100,000s of `[[tables]]`) times the file's
+/// size in memory: without a cap, a 50 MB file would take gigabytes.
+const MAX_SIZE: usize = 4 << 20;
+
+/// A file longer than `MAX_SIZE`, at the place where it passes the limit
+/// (`before` is the valid UTF-8 up to there).
+fn too_long(path: &Path, before: &[u8]) -> ConfigError {
+    let before = String::from_utf8_lossy(before);
+    ConfigError::new(
+        path,
+        Some(line_col(&before, before.len())),
+        &format!(
+            "the file goes on past {} MiB here; a configuration may have at most that",
+            MAX_SIZE >> 20
+        ),
     )
 }
 

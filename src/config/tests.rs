@@ -425,3 +425,26 @@ fn paths_that_cannot_work_on_this_disk_are_refused() {
     );
     load(text.as_bytes()).unwrap();
 }
+
+#[test]
+fn a_file_longer_than_the_limit_is_refused_where_it_passes_it() {
+    // 64-byte comment lines: the limit falls at the start of a line.
+    let line = format!("#{}\n", "x".repeat(62));
+    let lines = MAX_SIZE / line.len();
+    let mut text = line.repeat(lines);
+    load(text.as_bytes()).unwrap();
+    text.push('\n');
+    let e = load(text.as_bytes()).unwrap_err();
+    assert_eq!(e.position, Some((lines + 1, 1)), "{e}");
+    assert_eq!(
+        e.message,
+        "the file goes on past 4 MiB here; a configuration may have at most that"
+    );
+    // A character cut by the limit is not an encoding error.
+    let mut bytes = line.repeat(lines - 1).into_bytes();
+    bytes.extend_from_slice(&[b'#'; 63]);
+    bytes.extend_from_slice("é".repeat(4).as_bytes());
+    let e = load(&bytes).unwrap_err();
+    assert_eq!(e.position, Some((lines, 64)), "{e}");
+    assert!(e.message.starts_with("the file goes on past"), "{e}");
+}
