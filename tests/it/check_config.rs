@@ -7,6 +7,8 @@ use std::path::Path;
 
 use crate::support;
 
+mod fuzz;
+
 fn check(path: &Path) -> (i32, String, String) {
     let out = support::FAKEUPS
         .command()
