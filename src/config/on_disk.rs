@@ -64,10 +64,12 @@ fn check_existing(path: &Path, kind: PathKind, meta: &Metadata) -> Result<(), St
         PathKind::Renamed | PathKind::Appended if meta.is_dir() => {
             Err(format!("{} is a directory, not a file", quoted(path)))
         }
-        PathKind::Socket if !meta.file_type().is_socket() => Err(format!(
-            "{} is {is}, not a socket: fakeups replaces only a socket left behind",
-            quoted(path)
-        )),
+        // Any other file that is not a socket is refused by the server
+        // (exit 73, documented in fakeups(8)), which removes nothing but a
+        // socket left behind.
+        PathKind::Socket if meta.is_dir() => {
+            Err(format!("{} is a directory, not a socket", quoted(path)))
+        }
         PathKind::Directory if !meta.is_dir() => {
             Err(format!("{} is {is}, not a directory", quoted(path)))
         }

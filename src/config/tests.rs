@@ -397,10 +397,6 @@ fn paths_that_cannot_work_on_this_disk_are_refused() {
             format!("control.socket: \"{d}\" is a directory, not a socket"),
         ),
         (
-            format!("[control]\nsocket = \"{d}/file\""),
-            format!("control.socket: \"{d}/file\" is a regular file, not a socket"),
-        ),
-        (
             format!("state-directory = \"{d}/file\""),
             format!("state-directory: \"{d}/file\" is a regular file, not a directory"),
         ),
@@ -418,7 +414,9 @@ fn paths_that_cannot_work_on_this_disk_are_refused() {
         parse(&text).unwrap();
     }
     // What does not exist yet, its parents neither, is created at start; an
-    // existing socket (the running daemon's, at a reload) is fine.
+    // existing socket (the running daemon's, at a reload) is fine. A file
+    // that is not a socket is left to the server, which refuses it (73).
+    load(format!("[control]\nsocket = \"{d}/file\"").as_bytes()).unwrap();
     let text = format!(
         "state-directory = \"{d}/new/state\"\n[nut]\ndata-file = \"{d}/new/lib/fakeups.dev\"\n\
          [log]\nfile = \"{d}/new/log/fakeups.log\"\n[control]\nsocket = \"{d}/sock\"\n"

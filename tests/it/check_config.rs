@@ -279,10 +279,7 @@ fn paths_that_cannot_work_are_refused_where_they_are_written() {
         ),
         (
             format!("[control]\nsocket = \"{d}\"\n"),
-            format!(
-                "2:10: control.socket: \"{d}\" is a directory, not a socket: fakeups replaces \
-                 only a socket left behind"
-            ),
+            format!("2:10: control.socket: \"{d}\" is a directory, not a socket"),
         ),
         (
             format!("state-directory = \"{d}/file\"\n"),
