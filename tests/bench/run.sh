@@ -3,7 +3,7 @@
 # replaces (tests/bench/baseline.py), on real ICMP in network namespaces
 # and a real upsd. Prints one markdown report; see "Performance" in README.md.
 #
-#   sudo tests/bench/run.sh                  full run, about 11 minutes (+ faults: 12, 25 with --before)
+#   sudo tests/bench/run.sh                  full run, about 11 minutes (+ faults: 11, 22 with --before)
 #   sudo tests/bench/run.sh --smoke          2 trials, 10 sentinels, short stages (CI)
 #   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size,crash,control,disk
 #   sudo tests/bench/run.sh --only crash,control,disk --before OLD/fakeups   issue 11, OLD beside this build
