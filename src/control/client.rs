@@ -5,10 +5,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::UnixStream;
 
 use super::protocol::{
-    self, FrameError, PROTOCOL_VERSION, Request, RequestFrame, Response, ResponseFrame,
+    self, EncodeError, FrameError, MAX_REQUEST, MAX_RESPONSE, PROTOCOL_VERSION, Request,
+    RequestFrame, Response, ResponseFrame,
 };
 use crate::format::fmt_duration;
 
@@ -23,6 +25,8 @@ pub enum CallError {
     PermissionDenied(PathBuf),
     #[error("cannot connect to {}: {source}", path.display())]
     Connect { path: PathBuf, source: io::Error },
+    #[error("the request is too large to send: {0} (a shorter reason?)")]
+    RequestTooLarge(EncodeError),
     #[error("cannot send to {}: {source}", path.display())]
     Send { path: PathBuf, source: io::Error },
     #[error("no answer from fakeups on {}: {source}", path.display())]
@@ -48,27 +52,34 @@ pub async fn call(
     request: &Request,
 ) -> Result<Response, CallError> {
     let path = || socket.to_path_buf();
+    let frame = RequestFrame {
+        version: PROTOCOL_VERSION,
+        request: request.clone(),
+    };
+    let bytes = protocol::encode_frame(&frame, MAX_REQUEST).map_err(CallError::RequestTooLarge)?;
     let exchange = async {
         let mut stream = UnixStream::connect(socket)
             .await
             .map_err(|e| connect_error(socket, e))?;
-        let frame = RequestFrame {
-            version: PROTOCOL_VERSION,
-            request: request.clone(),
-        };
-        protocol::write_frame(&mut stream, &frame)
-            .await
-            .map_err(|source| CallError::Send {
-                path: path(),
-                source,
-            })?;
-        let body =
-            protocol::read_frame(&mut stream)
-                .await
-                .map_err(|source| CallError::NoAnswer {
+        // A daemon that refuses the connection (too many from this user)
+        // answers why and closes at once, maybe before the request is
+        // written: its answer is read even when the write failed.
+        let sent = stream.write_all(&bytes).await;
+        let body = match (protocol::read_frame(&mut stream, MAX_RESPONSE).await, sent) {
+            (Ok(body), _) => body,
+            (Err(_), Err(source)) => {
+                return Err(CallError::Send {
                     path: path(),
                     source,
-                })?;
+                });
+            }
+            (Err(source), Ok(())) => {
+                return Err(CallError::NoAnswer {
+                    path: path(),
+                    source,
+                });
+            }
+        };
         let frame: ResponseFrame =
             serde_json::from_slice(&body).map_err(|source| CallError::BadAnswer {
                 path: path(),

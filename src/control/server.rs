@@ -6,18 +6,22 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::stat::{Mode, umask};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::peer::{CONTROL_GROUP, control_gid, credentials};
 use super::protocol::{
-    self, ErrorKind, FrameError, PROTOCOL_VERSION, Request, Response, ResponseFrame,
+    self, EncodeError, ErrorKind, FrameError, MAX_REQUEST, MAX_RESPONSE, PROTOCOL_VERSION, Request,
+    Response, ResponseFrame, V1_MAX_FRAME,
 };
 use super::report::StatusReport;
+use crate::format::fmt_duration;
 use crate::sys::atomic_file::create_parent_dir;
 use crate::sys::logging;
 /// The message of a refused pause or resume.
@@ -25,6 +29,8 @@ pub const PERMISSION_DENIED: &str =
     "permission denied: pausing needs root or membership of group fakeups";
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client has to take its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the main loop has to carry out a command: less than fakeupsctl's
 /// default timeout (5 s), so the client hears how it ended.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(4);
@@ -158,26 +164,112 @@ async fn serve(
     }
 }
 
+/// What a connection asked for, as far as the answer's size and its loss
+/// matter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Asked {
+    /// Status, or a request that was not understood.
+    Other,
+    /// A pause or a resume, carried out if the answer is Ok.
+    Command(&'static str),
+}
+
 async fn handle(
     mut stream: UnixStream,
     commands: mpsc::Sender<Command>,
     reports: watch::Receiver<Arc<StatusReport>>,
 ) {
-    let response =
-        match tokio::time::timeout(REQUEST_TIMEOUT, protocol::read_frame(&mut stream)).await {
-            Err(_) => Response::error(ErrorKind::BadRequest, "no request in time"),
-            Ok(Err(FrameError::Closed)) | Ok(Err(FrameError::Io(_))) => return,
-            Ok(Err(e)) => Response::error(ErrorKind::BadRequest, e.to_string()),
-            Ok(Ok(body)) => match protocol::decode_request(&body) {
-                Err(response) => response,
-                Ok(request) => answer(&stream, request, &commands, &reports).await,
-            },
-        };
-    let frame = ResponseFrame {
+    let read = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        protocol::read_frame(&mut stream, MAX_REQUEST),
+    )
+    .await;
+    let (response, asked) = match read {
+        Err(_) => (
+            Response::error(ErrorKind::BadRequest, "no request in time"),
+            Asked::Other,
+        ),
+        Ok(Err(FrameError::Closed)) | Ok(Err(FrameError::Io(_))) => return,
+        Ok(Err(e)) => (
+            Response::error(ErrorKind::BadRequest, e.to_string()),
+            Asked::Other,
+        ),
+        Ok(Ok(body)) => match protocol::decode_request(&body) {
+            Err(response) => (response, Asked::Other),
+            Ok(request) => {
+                let asked = match request {
+                    Request::Status {} => Asked::Other,
+                    Request::Pause { .. } => Asked::Command("pause"),
+                    Request::Resume {} => Asked::Command("resume"),
+                };
+                (answer(&stream, request, &commands, &reports).await, asked)
+            }
+        },
+    };
+    let done = asked != Asked::Other && matches!(response, Response::Ok { .. });
+    let frame = encode_answer(response, asked);
+    let sent = match tokio::time::timeout(ANSWER_TIMEOUT, stream.write_all(&frame)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "the answer ({} bytes) was not taken within {}",
+            frame.len(),
+            fmt_duration(ANSWER_TIMEOUT)
+        ),
+    };
+    let uid = stream
+        .peer_cred()
+        .map_or_else(|_| "?".to_string(), |c| c.uid().to_string());
+    match asked {
+        // Whoever paused must learn of it from the log at least.
+        Asked::Command(what) if done => logging::warning(&format!(
+            "control socket: could not send uid {uid} the answer to its {what}, which was \
+             carried out: {sent}"
+        )),
+        _ => logging::notice(&format!(
+            "control socket: could not send an answer to uid {uid}: {sent}"
+        )),
+    }
+}
+
+/// The answer as a frame. The answer to a pause or a resume stays within
+/// what fakeupsctl 0.1.0 reads (see `protocol`); an answer too large for
+/// any fakeupsctl becomes an error that says so.
+fn encode_answer(response: Response, asked: Asked) -> Vec<u8> {
+    /// An answer too large to send is logged once a run.
+    static OVERSIZE_LOGGED: AtomicBool = AtomicBool::new(false);
+    let mut frame = ResponseFrame {
         version: PROTOCOL_VERSION,
         response,
     };
-    let _ = tokio::time::timeout(REQUEST_TIMEOUT, protocol::write_frame(&mut stream, &frame)).await;
+    if asked != Asked::Other {
+        match protocol::encode_frame(&frame, V1_MAX_FRAME) {
+            Ok(bytes) => return bytes,
+            Err(EncodeError::TooLarge { .. }) => {
+                if let Response::Ok { status, .. } = &mut frame.response {
+                    status.sentinels.clear();
+                }
+            }
+            Err(EncodeError::Json(_)) => {}
+        }
+    }
+    let error = match protocol::encode_frame(&frame, MAX_RESPONSE) {
+        Ok(bytes) => return bytes,
+        Err(e) => e,
+    };
+    if !OVERSIZE_LOGGED.swap(true, Ordering::Relaxed) {
+        logging::error(&format!(
+            "control socket: cannot send an answer: {error} (logged once)"
+        ));
+    }
+    let small = ResponseFrame {
+        version: PROTOCOL_VERSION,
+        response: Response::error(
+            ErrorKind::Failed,
+            format!("the daemon cannot send its answer: {error}"),
+        ),
+    };
+    protocol::encode_frame(&small, V1_MAX_FRAME).unwrap_or_default()
 }
 
 async fn answer(
