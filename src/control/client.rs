@@ -14,6 +14,10 @@ use super::protocol::{
 };
 use crate::format::fmt_duration;
 
+/// How often a connection is tried again while the daemon's listen queue
+/// is full.
+const CONNECT_RETRY: Duration = Duration::from_millis(20);
+
 /// Why the daemon gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -58,9 +62,17 @@ pub async fn call(
     };
     let bytes = protocol::encode_frame(&frame, MAX_REQUEST).map_err(CallError::RequestTooLarge)?;
     let exchange = async {
-        let mut stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| connect_error(socket, e))?;
+        let mut stream = loop {
+            match UnixStream::connect(socket).await {
+                Ok(stream) => break stream,
+                // The daemon's listen queue is full (a flood of
+                // connections): it drains as the daemon accepts them.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(CONNECT_RETRY).await;
+                }
+                Err(e) => return Err(connect_error(socket, e)),
+            }
+        };
         // A daemon that refuses the connection (too many from this user)
         // answers why and closes at once, maybe before the request is
         // written: its answer is read even when the write failed.
@@ -107,5 +119,60 @@ fn connect_error(socket: &Path, e: io::Error) -> CallError {
         io::ErrorKind::ConnectionRefused => CallError::NothingListens(path),
         io::ErrorKind::PermissionDenied => CallError::PermissionDenied(path),
         _ => CallError::Connect { path, source: e },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::ErrorKind;
+    use socket2::{Domain, SockAddr, Socket, Type};
+
+    #[tokio::test]
+    async fn a_full_listen_queue_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let addr = SockAddr::unix(&path).unwrap();
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&addr).unwrap();
+        listener.listen(0).unwrap();
+        // Connections that say nothing, until the queue is full.
+        let mut fillers = vec![];
+        loop {
+            let s = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            match s.connect(&addr) {
+                Ok(()) => fillers.push(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // The daemon starts accepting 300 ms later; only a request is answered.
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::UnixListener::from_std(listener.into()).unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let read = protocol::read_frame(&mut s, MAX_REQUEST);
+                    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), read).await {
+                        let answer = ResponseFrame {
+                            version: PROTOCOL_VERSION,
+                            response: Response::error(ErrorKind::Failed, "answered"),
+                        };
+                        let frame = protocol::encode_frame(&answer, MAX_RESPONSE).unwrap();
+                        s.write_all(&frame).await.unwrap();
+                    }
+                });
+            }
+        });
+        let answer = call(&path, Duration::from_secs(5), &Request::Status {})
+            .await
+            .unwrap();
+        assert_eq!(answer, Response::error(ErrorKind::Failed, "answered"));
+        drop(fillers);
     }
 }
