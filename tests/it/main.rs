@@ -5,6 +5,7 @@
 
 mod check_config;
 mod control;
+mod control_load;
 mod daemon;
 mod faults;
 mod leftovers;
