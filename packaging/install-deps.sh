@@ -2,8 +2,9 @@
 # Installs what building and testing fakeups need on Debian or Raspberry Pi OS.
 #   packaging/install-deps.sh build   Rust toolchain (rustup), clippy, rustfmt
 #   packaging/install-deps.sh test    the above, plus what tests/run-all.sh
-#                                     needs: NUT, iproute2, iptables (the
-#                                     integration tests), mandoc (man pages),
+#                                     needs: NUT, iproute2, iptables, faketime
+#                                     (the integration tests), strace (the
+#                                     fault tests), mandoc (man pages),
 #                                     debootstrap and systemd-container (the
 #                                     end-to-end test), python3 (benchmark);
 #                                     packaging/build-deb.sh adds its own
@@ -36,5 +37,5 @@ fi
 
 if [ "$mode" = test ]; then
     apt_install nut-server nut-client iproute2 iptables util-linux procps \
-        mandoc debootstrap systemd-container python3
+        faketime mandoc debootstrap systemd-container python3 strace
 fi

@@ -1,6 +1,9 @@
-//! The checks that need more than one key or more than a type, each failing
-//! with the key it is about.
+//! The checks that need more than one key or more than a type, and what a
+//! path may be without looking at the disk, each failing with the key it is
+//! about (and the entry of a list, when it is in one).
 
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,30 +13,46 @@ use crate::format::fmt_duration;
 use crate::nut::address::split_host_port;
 
 /// A problem with the value of a key (a dotted path, e.g. `detection.timeout`).
+#[derive(Debug)]
 pub struct Problem {
     pub key: Vec<String>,
+    /// The entry of the list the problem is in, when it is in one.
+    pub entry: Option<usize>,
     pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: &[&str], message: String) -> Problem {
+        Problem {
+            key: key.iter().map(|k| k.to_string()).collect(),
+            entry: None,
+            message,
+        }
+    }
 }
 
 /// The checks that involve more than one key or more than a type.
 pub fn check(config: &Config) -> Result<(), Problem> {
     let d = &config.detection;
     let b = &config.battery;
-    let fail = |key: &[&str], message: String| {
-        Err(Problem {
-            key: key.iter().map(|k| k.to_string()).collect(),
-            message,
-        })
-    };
+    let fail = |key: &[&str], message: String| Err(Problem::new(key, message));
     if config.sentinels.is_empty() {
         return fail(
             &["sentinels"],
             "the list is empty: name at least one host that is not on the UPS".into(),
         );
     }
+    // Linear: a generated file may list 100,000 sentinels.
+    let mut seen = HashMap::with_capacity(config.sentinels.len());
     for (i, s) in config.sentinels.iter().enumerate() {
-        if config.sentinels[..i].contains(s) {
-            return fail(&["sentinels"], format!("{s} is listed twice"));
+        if let Some(first) = seen.insert(s, i) {
+            return Err(Problem {
+                entry: Some(i),
+                ..Problem::new(
+                    &["sentinels"],
+                    format!("{s} is listed twice (entries {} and {})", first + 1, i + 1),
+                )
+            });
         }
     }
     if d.interval.is_zero() {
@@ -113,29 +132,24 @@ pub fn check(config: &Config) -> Result<(), Problem> {
             "must be longer than 0s".into(),
         );
     }
-    check_file_path(&config.nut.data_file, false).or_else(|m| fail(&["nut", "data-file"], m))?;
-    check_file_path(&config.log.file, true).or_else(|m| fail(&["log", "file"], m))?;
-    check_file_path(&config.control.socket, false).or_else(|m| fail(&["control", "socket"], m))?;
-    if !config.state_directory.is_absolute() {
-        return fail(
-            &["state-directory"],
-            format!(
-                "{} is not an absolute path",
-                config.state_directory.display()
-            ),
-        );
+    for (key, path, kind) in paths(config) {
+        check_path(path, kind).or_else(|m| fail(key, m))?;
     }
+    check_distinct(config)?;
     if !config.nut.upsd.is_empty() {
         if let Err(e) = split_host_port(&config.nut.upsd) {
             return fail(&["nut", "upsd"], e.to_string());
         }
     }
-    for name in &config.nut.ups {
+    for (i, name) in config.nut.ups.iter().enumerate() {
         if !is_ups_name(name) {
-            return fail(
-                &["nut", "ups"],
-                format!("{name:?} is not a NUT UPS name (letters, digits, '-', '_', '.')"),
-            );
+            return Err(Problem {
+                entry: Some(i),
+                ..Problem::new(
+                    &["nut", "ups"],
+                    format!("{name:?} is not a NUT UPS name (letters, digits, '-', '_', '.')"),
+                )
+            });
         }
     }
     Ok(())
@@ -146,21 +160,168 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 const YEAR: Duration = Duration::from_secs(366 * 24 * 3600);
 
-fn check_file_path(path: &Path, may_be_empty: bool) -> Result<(), String> {
-    if path.as_os_str().is_empty() {
-        return if may_be_empty {
-            Ok(())
-        } else {
-            Err("must not be empty".into())
+/// What a configured path is for, which decides what it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// A file written beside itself and renamed over (`nut.data-file`).
+    Renamed,
+    /// A file opened for appending; "" turns it off (`log.file`).
+    Appended,
+    /// A unix socket bound there (`control.socket`).
+    Socket,
+    /// A directory fakeups writes its state file in (`state-directory`).
+    Directory,
+}
+
+/// Every path of the configuration: its key, its value, what it is for.
+pub fn paths(config: &Config) -> [(&'static [&'static str], &Path, PathKind); 4] {
+    [
+        (
+            &["nut", "data-file"],
+            &config.nut.data_file,
+            PathKind::Renamed,
+        ),
+        (&["log", "file"], &config.log.file, PathKind::Appended),
+        (
+            &["control", "socket"],
+            &config.control.socket,
+            PathKind::Socket,
+        ),
+        (
+            &["state-directory"],
+            &config.state_directory,
+            PathKind::Directory,
+        ),
+    ]
+}
+
+/// Linux's limits on a file name (NAME_MAX) and on a path given to a system
+/// call, its final NUL included (PATH_MAX).
+const NAME_MAX: usize = nix::libc::NAME_MAX as usize;
+const PATH_MAX: usize = nix::libc::PATH_MAX as usize;
+/// A unix socket's path must fit in `sun_path` (108 bytes) with its NUL.
+const SOCKET_PATH_MAX: usize = 107;
+/// What the temporary file of an atomic write adds to the name it stands
+/// for (sys::atomic_file): a leading `.` and `.tmp<pid>.<n>`, with a pid of
+/// up to 7 digits (pid_max is at most 2^22) and a 64-bit counter.
+const TEMPORARY_EXTRA: usize = 1 + ".tmp".len() + 7 + 1 + 20;
+/// The longest path fakeups makes in the state directory, beyond the
+/// directory itself: `/` and the temporary file of `state.json`.
+const STATE_DIRECTORY_EXTRA: usize = 1 + "state.json".len() + TEMPORARY_EXTRA;
+
+/// What can be told of a path without the file system: that it is a path
+/// at all, absolute, of a kind that fits its use, and within the kernel's
+/// limits once fakeups adds its temporary names to it.
+fn check_path(path: &Path, kind: PathKind) -> Result<(), String> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return match kind {
+            PathKind::Appended => Ok(()),
+            _ => Err("must not be empty".into()),
         };
     }
-    if !path.is_absolute() {
-        return Err(format!("{} is not an absolute path", path.display()));
+    if bytes.contains(&0) {
+        return Err(format!(
+            "{} contains a NUL byte, which no path can hold",
+            quoted(path)
+        ));
     }
-    if path.file_name().is_none() {
-        return Err(format!("{} does not name a file", path.display()));
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", quoted(path)));
+    }
+    if kind != PathKind::Directory
+        && (bytes.ends_with(b"/") || bytes.ends_with(b"/.") || bytes.ends_with(b"/.."))
+    {
+        let what = if kind == PathKind::Socket {
+            "a socket"
+        } else {
+            "a file"
+        };
+        return Err(format!("{} names a directory, not {what}", quoted(path)));
+    }
+    for name in bytes.split(|&b| b == b'/') {
+        if name.len() > NAME_MAX {
+            return Err(format!(
+                "the name {} is {} bytes long; a file name may have {NAME_MAX}",
+                quoted_start(name),
+                name.len()
+            ));
+        }
+    }
+    let name_len = path.file_name().map_or(0, |n| n.len());
+    if kind == PathKind::Renamed && name_len + TEMPORARY_EXTRA > NAME_MAX {
+        return Err(format!(
+            "the name {} is {name_len} bytes long; a file written in place by renaming \
+             may have {} (its temporary file's name is longer by {TEMPORARY_EXTRA})",
+            quoted_start(path.file_name().map_or(&[][..], |n| n.as_bytes())),
+            NAME_MAX - TEMPORARY_EXTRA
+        ));
+    }
+    let (longest, max) = match kind {
+        PathKind::Renamed => (bytes.len() + TEMPORARY_EXTRA, PATH_MAX - 1),
+        PathKind::Appended => (bytes.len(), PATH_MAX - 1),
+        PathKind::Directory => (bytes.len() + STATE_DIRECTORY_EXTRA, PATH_MAX - 1),
+        PathKind::Socket => (bytes.len(), SOCKET_PATH_MAX),
+    };
+    if longest > max {
+        let limit = max - (longest - bytes.len());
+        let why = match kind {
+            PathKind::Socket => "a unix socket's path fits in 108 bytes with its NUL (sun_path)",
+            PathKind::Renamed => "its temporary file's path must stay below PATH_MAX (4096)",
+            PathKind::Directory => "the state file's path must stay below PATH_MAX (4096)",
+            PathKind::Appended => "a path must stay below PATH_MAX (4096)",
+        };
+        return Err(format!(
+            "the path is {} bytes long, more than {limit}: {why}",
+            bytes.len()
+        ));
     }
     Ok(())
+}
+
+/// Two keys that name one file: fakeups would write both into it.
+fn check_distinct(config: &Config) -> Result<(), Problem> {
+    let state_file = config.state_directory.join("state.json");
+    let files = paths(config);
+    let mut named: Vec<(&[&str], &Path)> = Vec::with_capacity(files.len() + 1);
+    for (key, path, kind) in files {
+        let path = match kind {
+            PathKind::Directory => &state_file,
+            _ => path,
+        };
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        if let Some((other, _)) = named.iter().find(|(_, p)| *p == path) {
+            let what = if kind == PathKind::Directory {
+                format!("its state file {} is", quoted(path))
+            } else {
+                format!("{} is", quoted(path))
+            };
+            return Err(Problem::new(
+                key,
+                format!("{what} also {}", other.join(".")),
+            ));
+        }
+        named.push((key, path));
+    }
+    Ok(())
+}
+
+/// A path in quotes, with its control characters escaped.
+pub fn quoted(path: &Path) -> String {
+    format!("{:?}", path.as_os_str())
+}
+
+/// The start of a long name, in quotes.
+fn quoted_start(name: &[u8]) -> String {
+    const SHOWN: usize = 24;
+    let text = String::from_utf8_lossy(&name[..name.len().min(SHOWN)]).into_owned();
+    if name.len() > SHOWN {
+        format!("{:?}...", text)
+    } else {
+        format!("{text:?}")
+    }
 }
 
 /// A UPS section name as upsd accepts it.

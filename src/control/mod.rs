@@ -3,6 +3,7 @@
 //! The protocol and the report depend on no I/O module of fakeups.
 
 pub mod client;
+mod limits;
 pub mod peer;
 pub mod protocol;
 pub mod report;

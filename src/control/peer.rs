@@ -102,10 +102,6 @@ pub fn credentials(stream: &UnixStream) -> io::Result<Credentials> {
 }
 
 impl Credentials {
-    pub fn uid(&self) -> u32 {
-        self.uid
-    }
-
     /// The peer, with its supplementary groups from the socket or, where
     /// the socket gave none, from /proc/PID/status (the peer is alive: it
     /// waits for the answer). Root needs no groups. May read a file: call

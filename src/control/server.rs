@@ -1,35 +1,48 @@
 //! The daemon's end of the control socket: binding it safely, one task per
 //! connection, the peer's credentials checked for every privileged request.
+//!
+//! Every connection is accepted at once, whoever holds the others, and
+//! counted for its user (`limits`): a user who holds too many has its new
+//! ones refused with a one-line answer, and each connection has a second to
+//! send its whole request (fakeupsctl sends it as soon as it is connected),
+//! so that no local user can keep root's pause or another user's status
+//! waiting.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use nix::sys::stat::{Mode, umask};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::limits::{Caps, Limits, Trouble};
 use super::peer::{CONTROL_GROUP, control_gid, credentials};
 use super::protocol::{
-    self, ErrorKind, FrameError, PROTOCOL_VERSION, Request, Response, ResponseFrame,
+    self, EncodeError, ErrorKind, FrameError, MAX_REQUEST, MAX_RESPONSE, PROTOCOL_VERSION, Request,
+    Response, ResponseFrame, V1_MAX_FRAME,
 };
 use super::report::StatusReport;
+use crate::format::fmt_duration;
 use crate::sys::atomic_file::create_parent_dir;
 use crate::sys::logging;
 /// The message of a refused pause or resume.
 pub const PERMISSION_DENIED: &str =
     "permission denied: pausing needs root or membership of group fakeups";
-/// How long a client has to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client has to send its whole request, from the moment it is
+/// accepted. A slow one (a byte now and then) is dropped like an idle one.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a client has to take its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the main loop has to carry out a command: less than fakeupsctl's
 /// default timeout (5 s), so the client hears how it ended.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(4);
-/// Connections served at once; more wait for a place.
-const MAX_CONNECTIONS: usize = 128;
 
 /// A privileged request handed to the main loop.
 #[derive(Debug)]
@@ -72,7 +85,18 @@ impl ControlServer {
             source,
         })?;
         let inode = fs::symlink_metadata(path).map(|m| m.ino()).unwrap_or(0);
-        let task = tokio::spawn(serve(listener, commands, reports));
+        let caps = Caps::for_open_files(open_files_limit());
+        logging::debug(&format!(
+            "control socket: at most {} connections at once from one user, {} from all users \
+             but root, {} from root",
+            caps.per_user, caps.all_users, caps.root
+        ));
+        let shared = Arc::new(Shared {
+            commands,
+            reports,
+            limits: Mutex::new(Limits::new(caps)),
+        });
+        let task = tokio::spawn(serve(listener, shared));
         Ok(ControlServer {
             path: path.to_path_buf(),
             inode,
@@ -132,66 +156,245 @@ fn prepare_path(path: &Path) -> Result<(), BindError> {
     }
 }
 
-async fn serve(
-    listener: UnixListener,
+/// The soft limit on open files, None when unlimited or unknown.
+fn open_files_limit() -> Option<u64> {
+    use nix::libc;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the kernel to fill.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
+/// What every connection's task shares.
+struct Shared {
     commands: mpsc::Sender<Command>,
     reports: watch::Receiver<Arc<StatusReport>>,
-) {
-    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = places.clone().acquire_owned().await else {
+    limits: Mutex<Limits>,
+}
+
+impl Shared {
+    fn limits(&self) -> MutexGuard<'_, Limits> {
+        self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records trouble from `uid`: logged when it starts an episode (and
+    /// then summed up when it stops), counted otherwise.
+    fn note(self: &Arc<Self>, uid: u32, trouble: Trouble) {
+        let Some((level, line)) = self.limits().note(uid, &trouble, Instant::now()) else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                logging::warning(&format!("control socket: accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (commands, reports) = (commands.clone(), reports.clone());
+        logging::event(level, &line, &[("FAKEUPS_PEER_UID", &uid.to_string())]);
+        let shared = Arc::clone(self);
         tokio::spawn(async move {
-            handle(stream, commands, reports).await;
-            drop(permit);
+            loop {
+                let ended = shared.limits().end_if_quiet(uid, Instant::now());
+                match ended {
+                    Ok(summary) => {
+                        if let Some(line) = summary {
+                            logging::event(
+                                logging::Level::Notice,
+                                &line,
+                                &[("FAKEUPS_PEER_UID", &uid.to_string())],
+                            );
+                        }
+                        return;
+                    }
+                    Err(at) => {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                    }
+                }
+            }
         });
     }
 }
 
-async fn handle(
-    mut stream: UnixStream,
-    commands: mpsc::Sender<Command>,
-    reports: watch::Receiver<Arc<StatusReport>>,
-) {
-    let response =
-        match tokio::time::timeout(REQUEST_TIMEOUT, protocol::read_frame(&mut stream)).await {
-            Err(_) => Response::error(ErrorKind::BadRequest, "no request in time"),
-            Ok(Err(FrameError::Closed)) | Ok(Err(FrameError::Io(_))) => return,
-            Ok(Err(e)) => Response::error(ErrorKind::BadRequest, e.to_string()),
-            Ok(Ok(body)) => match protocol::decode_request(&body) {
-                Err(response) => response,
-                Ok(request) => answer(&stream, request, &commands, &reports).await,
-            },
+/// A connection's place, given back when the connection ends.
+struct Place {
+    shared: Arc<Shared>,
+    uid: u32,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.shared.limits().release(self.uid);
+    }
+}
+
+async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    let mut accept_failing = false;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (EMFILE) or memory: the connections
+                // wait in the listen queue meanwhile. Logged once.
+                if !accept_failing {
+                    logging::warning(&format!(
+                        "control socket: cannot accept connections: {e}; retrying every 100 ms"
+                    ));
+                    accept_failing = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
-    let frame = ResponseFrame {
+        if accept_failing {
+            logging::info("control socket: accepting connections again");
+            accept_failing = false;
+        }
+        let uid = match stream.peer_cred() {
+            Ok(cred) => cred.uid(),
+            Err(e) => {
+                logging::warning(&format!(
+                    "control socket: cannot read a caller's credentials: {e}; connection closed"
+                ));
+                continue;
+            }
+        };
+        let admitted = shared.limits().admit(uid);
+        match admitted {
+            Ok(()) => {
+                let place = Place {
+                    shared: Arc::clone(&shared),
+                    uid,
+                };
+                tokio::spawn(handle(stream, place));
+            }
+            Err(refusal) => {
+                // One small frame into a fresh socket's empty buffer: sent
+                // at once or not at all, never waited for.
+                let answer = ResponseFrame {
+                    version: PROTOCOL_VERSION,
+                    response: Response::error(ErrorKind::Failed, refusal.message(uid)),
+                };
+                if let Ok(frame) = protocol::encode_frame(&answer, V1_MAX_FRAME) {
+                    let _ = stream.try_write(&frame);
+                }
+                drop(stream);
+                shared.note(uid, Trouble::Refused(refusal));
+            }
+        }
+    }
+}
+
+/// What a connection asked for, as far as the answer's size and its loss
+/// matter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Asked {
+    /// Status, or a request that was not understood.
+    Other,
+    /// A pause or a resume, carried out if the answer is Ok.
+    Command(&'static str),
+}
+
+async fn handle(mut stream: UnixStream, place: Place) {
+    let (shared, uid) = (&place.shared, place.uid);
+    let read = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        protocol::read_frame(&mut stream, MAX_REQUEST),
+    )
+    .await;
+    let (response, asked) = match read {
+        Err(_) => {
+            shared.note(uid, Trouble::NoRequest(REQUEST_TIMEOUT));
+            let message = format!("no request within {}", fmt_duration(REQUEST_TIMEOUT));
+            (
+                Response::error(ErrorKind::BadRequest, message),
+                Asked::Other,
+            )
+        }
+        Ok(Err(FrameError::Closed)) | Ok(Err(FrameError::Io(_))) => return,
+        Ok(Err(e)) => (
+            Response::error(ErrorKind::BadRequest, e.to_string()),
+            Asked::Other,
+        ),
+        Ok(Ok(body)) => match protocol::decode_request(&body) {
+            Err(response) => (response, Asked::Other),
+            Ok(request) => {
+                let asked = match request {
+                    Request::Status {} => Asked::Other,
+                    Request::Pause { .. } => Asked::Command("pause"),
+                    Request::Resume {} => Asked::Command("resume"),
+                };
+                (answer(&stream, uid, request, shared).await, asked)
+            }
+        },
+    };
+    let done = asked != Asked::Other && matches!(response, Response::Ok { .. });
+    let frame = encode_answer(response, asked);
+    let sent = match tokio::time::timeout(ANSWER_TIMEOUT, stream.write_all(&frame)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "the answer ({} bytes) was not taken within {}",
+            frame.len(),
+            fmt_duration(ANSWER_TIMEOUT)
+        ),
+    };
+    match asked {
+        // Whoever paused must learn of it from the log at least.
+        Asked::Command(what) if done => logging::event(
+            logging::Level::Warning,
+            &format!(
+                "control socket: could not send uid {uid} the answer to its {what}, which was \
+                 carried out: {sent}"
+            ),
+            &[("FAKEUPS_PEER_UID", &uid.to_string())],
+        ),
+        _ => shared.note(uid, Trouble::Undelivered(sent)),
+    }
+}
+
+/// The answer as a frame. The answer to a pause or a resume stays within
+/// what fakeupsctl 0.1.0 reads (see `protocol`); an answer too large for
+/// any fakeupsctl becomes an error that says so.
+fn encode_answer(response: Response, asked: Asked) -> Vec<u8> {
+    /// An answer too large to send is logged once a run.
+    static OVERSIZE_LOGGED: AtomicBool = AtomicBool::new(false);
+    let mut frame = ResponseFrame {
         version: PROTOCOL_VERSION,
         response,
     };
-    let _ = tokio::time::timeout(REQUEST_TIMEOUT, protocol::write_frame(&mut stream, &frame)).await;
+    if asked != Asked::Other {
+        match protocol::encode_frame(&frame, V1_MAX_FRAME) {
+            Ok(bytes) => return bytes,
+            Err(EncodeError::TooLarge { .. }) => {
+                if let Response::Ok { status, .. } = &mut frame.response {
+                    status.sentinels.clear();
+                }
+            }
+            Err(EncodeError::Json(_)) => {}
+        }
+    }
+    let error = match protocol::encode_frame(&frame, MAX_RESPONSE) {
+        Ok(bytes) => return bytes,
+        Err(e) => e,
+    };
+    if !OVERSIZE_LOGGED.swap(true, Ordering::Relaxed) {
+        logging::error(&format!(
+            "control socket: cannot send an answer: {error} (logged once)"
+        ));
+    }
+    let small = ResponseFrame {
+        version: PROTOCOL_VERSION,
+        response: Response::error(
+            ErrorKind::Failed,
+            format!("the daemon cannot send its answer: {error}"),
+        ),
+    };
+    protocol::encode_frame(&small, V1_MAX_FRAME).unwrap_or_default()
 }
 
-async fn answer(
-    stream: &UnixStream,
-    request: Request,
-    commands: &mpsc::Sender<Command>,
-    reports: &watch::Receiver<Arc<StatusReport>>,
-) -> Response {
+async fn answer(stream: &UnixStream, uid: u32, request: Request, shared: &Arc<Shared>) -> Response {
     // Status is open to everyone and never waits for the main loop.
     let pause = match request {
         Request::Status {} => {
             return Response::Ok {
                 message: None,
-                status: Box::new(StatusReport::clone(&reports.borrow())),
+                status: Box::new(StatusReport::clone(&shared.reports.borrow())),
             };
         }
         Request::Pause {
@@ -211,7 +414,6 @@ async fn answer(
             );
         }
     };
-    let uid = cred.uid();
     // The user and group databases may be sssd or LDAP, and the caller's
     // groups may have to come from /proc: looked up off the daemon's
     // thread, which also runs the rounds and the watchdog.
@@ -230,13 +432,10 @@ async fn answer(
         }
     };
     if !peer.may_control(group) {
-        logging::event(
-            logging::Level::Notice,
-            &format!(
-                "refused a {what} request from {by}: neither root nor in group {CONTROL_GROUP}"
-            ),
-            &[("FAKEUPS_PEER_UID", &peer.uid.to_string())],
+        let message = format!(
+            "refused a {what} request from {by}: neither root nor in group {CONTROL_GROUP}"
         );
+        shared.note(uid, Trouble::Denied(message));
         return Response::error(ErrorKind::PermissionDenied, PERMISSION_DENIED);
     }
     let (reply, wait) = oneshot::channel();
@@ -250,7 +449,7 @@ async fn answer(
         },
         None => Command::Resume { by, reply },
     };
-    if commands.send(command).await.is_err() {
+    if shared.commands.send(command).await.is_err() {
         return Response::error(ErrorKind::Failed, "the daemon is stopping");
     }
     match tokio::time::timeout(COMMAND_TIMEOUT, wait).await {

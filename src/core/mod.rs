@@ -3,14 +3,16 @@
 //! imports the configuration, tokio, the file system or the network, or
 //! reads a clock.
 
+pub mod moment;
 pub mod pause;
 pub mod power;
 pub mod quorum;
 pub mod restore;
 pub mod status;
 
+pub use moment::Moment;
 pub use pause::PauseRecord;
 pub use power::{PowerModel, PowerSettings};
 pub use quorum::Quorum;
-pub use restore::{Moment, Saved, restore};
+pub use restore::{Saved, newest, restore};
 pub use status::{Cause, Published, Status, Transition};

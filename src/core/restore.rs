@@ -6,20 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local};
 
+use super::moment::Moment;
 use super::pause::PauseRecord;
 use super::status::Status;
 use crate::format::{TIME_FORMAT, fmt_secs};
-
-/// When something happened, on the clocks that matter after a restart: wall
-/// time for people and for the end of a pause; the boot and the time since
-/// it (CLOCK_BOOTTIME, which wall-clock corrections do not move) to measure
-/// how long the daemon was down.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Moment {
-    pub wall: DateTime<Local>,
-    pub boot_id: Option<String>,
-    pub since_boot: Option<Duration>,
-}
 
 /// What was saved, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +33,23 @@ pub struct Restored {
     pub notes: Vec<String>,
 }
 
+/// Of the saves found (the state directory's, and the copy in the runtime
+/// directory that is rewritten at every change without fsync), the one to go
+/// on from: the latest of this boot by the boot clock, else the latest by
+/// wall time.
+pub fn newest<'a>(saves: impl IntoIterator<Item = &'a Saved>, now: &Moment) -> Option<&'a Saved> {
+    let this_boot = |s: &Saved| s.at.boot_id.is_some() && s.at.boot_id == now.boot_id;
+    saves.into_iter().max_by(|a, b| {
+        let key = |s: &Saved| {
+            (
+                this_boot(s),
+                this_boot(s).then_some(s.at.since_boot).flatten(),
+            )
+        };
+        key(a).cmp(&key(b)).then(a.at.wall.cmp(&b.at.wall))
+    })
+}
+
 /// Decides how to go on from `saved` at `now`.
 ///
 /// A restart of the daemon during an outage (the same boot) goes on on
@@ -54,7 +61,8 @@ pub struct Restored {
 /// clock may be anything (a Raspberry Pi has no real-time clock), so a stale
 /// OB LB must not make a NAS that boots on restored mains shut down again. In
 /// every case the sentinels decide from the first round, and the charge is
-/// never refilled. A pause is kept until its end time (wall clock).
+/// never refilled. A pause is kept until its end: on the boot clock within
+/// the boot it was set in, at its wall time after a reboot (see core::pause).
 pub fn restore(saved: &Saved, now: &Moment, runtime: Duration) -> Restored {
     let charge = saved.charge.clamp(0.0, 1.0);
     let percent = |c: f64| format!("{:.0}%", c * 100.0);
@@ -100,17 +108,24 @@ pub fn restore(saved: &Saved, now: &Moment, runtime: Duration) -> Restored {
         }
     };
     let pause = match &saved.pause {
-        Some(p) if p.expired(now.wall) => {
+        Some(p) if p.expired(now) => {
             notes.push(format!(
                 "the pause by {} ended at {} while fakeups was down",
                 p.by,
-                p.until
+                p.ends_at(now)
                     .map(|u| u.format(TIME_FORMAT).to_string())
                     .unwrap_or_default()
             ));
             None
         }
-        other => other.clone(),
+        Some(p) => {
+            let mut p = p.clone();
+            if let Some(moved) = p.follow_wall_clock(now) {
+                notes.push(p.describe_step(moved, now));
+            }
+            Some(p)
+        }
+        None => None,
     };
     Restored {
         status,
@@ -202,38 +217,117 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_save_of_this_boot_wins() {
+        let t = Local::now();
+        let durable = saved(Status::OnBattery, 0.9, t);
+        let mut runtime_copy = saved(Status::LowBattery, 0.2, t - TimeDelta::hours(2));
+        runtime_copy.at.since_boot = Some(Duration::from_secs(1200));
+        let now = moment(BOOT, 1300, t);
+        // Later on the boot clock, although its wall time is older.
+        let pick = newest([&durable, &runtime_copy], &now).unwrap();
+        assert_eq!(pick.status, Status::LowBattery);
+        // From another boot, the wall time decides.
+        let mut old_boot = saved(Status::Online, 1.0, t + TimeDelta::seconds(5));
+        old_boot.at.boot_id = Some("another".into());
+        assert_eq!(
+            newest([&old_boot, &durable], &now).unwrap().status,
+            Status::OnBattery
+        );
+        let after_reboot = moment("third", 10, t + TimeDelta::hours(1));
+        assert_eq!(
+            newest([&old_boot, &durable], &after_reboot).unwrap().status,
+            Status::Online
+        );
+        assert!(newest([], &now).is_none());
+    }
+
+    #[test]
     fn on_mains_keeps_the_charge() {
         let t = Local::now();
         let r = restore(&saved(Status::Online, 0.5, t), &moment("x", 5, t), RUNTIME);
         assert_eq!((r.status, r.charge), (Status::Online, 0.5));
     }
 
-    #[test]
-    fn a_pause_is_kept_until_its_end() {
-        let t = Local::now();
+    /// A pause of `minutes` set with the save, at 1000 s after boot BOOT.
+    fn saved_with_pause(t: DateTime<Local>, minutes: u64) -> Saved {
         let mut s = saved(Status::Online, 1.0, t);
-        s.pause = Some(PauseRecord {
-            until: Some(t + TimeDelta::minutes(10)),
-            by: "root".into(),
-            reason: None,
-            since: t,
-        });
+        let length = Duration::from_secs(minutes * 60);
+        s.pause = Some(PauseRecord::new(&s.at, Some(length), "root".into(), None));
+        s
+    }
+
+    #[test]
+    fn after_a_reboot_a_pause_is_kept_until_its_wall_time() {
+        let t = Local::now();
+        let s = saved_with_pause(t, 10);
         let r = restore(
             &s,
             &moment("reboot", 30, t + TimeDelta::minutes(5)),
             RUNTIME,
         );
-        assert!(r.pause.is_some());
+        assert_eq!(r.pause, s.pause, "kept as it was");
         let r = restore(
             &s,
             &moment("reboot", 30, t + TimeDelta::minutes(11)),
             RUNTIME,
         );
         assert!(r.pause.is_none());
+        let end = (t + TimeDelta::minutes(10)).format(TIME_FORMAT);
+        assert_eq!(
+            r.notes[1],
+            format!("the pause by root ended at {end} while fakeups was down")
+        );
+    }
+
+    #[test]
+    fn within_a_boot_a_pause_is_kept_for_its_length_on_the_boot_clock() {
+        let t = Local::now();
+        let s = saved_with_pause(t, 10);
+        // The wall clock as it reads `secs` after the save, stepped by `step`.
+        let wall = |step: TimeDelta, secs: i64| t + step + TimeDelta::seconds(secs);
+        // Restarted 5 s later in the same boot, the wall clock stepped a
+        // day ahead meanwhile: 9m 55s left, and its end shown a day later.
+        let day = TimeDelta::days(1);
+        let r = restore(&s, &moment(BOOT, 1005, wall(day, 5)), RUNTIME);
+        assert_eq!(r.pause.and_then(|p| p.until), Some(wall(day, 600)));
         assert!(
-            r.notes[1].starts_with("the pause by root ended at "),
+            r.notes[1].starts_with(
+                "the wall clock was stepped by +1day; the pause by root still ends in 9m 55s"
+            ),
             "{:?}",
             r.notes
         );
+        // Stepped a day back: kept, and not for a day more.
+        let r = restore(&s, &moment(BOOT, 1005, wall(-day, 5)), RUNTIME);
+        assert_eq!(r.pause.and_then(|p| p.until), Some(wall(-day, 600)));
+        // Its length on the boot clock is over: ended, whatever the wall
+        // says, at the time the wall clock now reads for its end.
+        let r = restore(&s, &moment(BOOT, 1601, wall(-day, 601)), RUNTIME);
+        assert!(r.pause.is_none());
+        let end = wall(-day, 600).format(TIME_FORMAT);
+        assert_eq!(
+            r.notes[1],
+            format!("the pause by root ended at {end} while fakeups was down")
+        );
+        // Unstepped, nothing moves and nothing is said of it.
+        let r = restore(&s, &moment(BOOT, 1005, wall(TimeDelta::zero(), 5)), RUNTIME);
+        assert_eq!(r.pause, s.pause);
+        assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    }
+
+    #[test]
+    fn a_pause_saved_by_0_1_0_goes_by_wall_time() {
+        // No boot and no end on the boot clock: the wall time decides,
+        // even in the boot it may have been set in.
+        let t = Local::now();
+        let mut s = saved_with_pause(t, 10);
+        if let Some(p) = s.pause.as_mut() {
+            p.boot_id = None;
+            p.until_since_boot_ms = None;
+        }
+        let r = restore(&s, &moment(BOOT, 1005, t + TimeDelta::days(1)), RUNTIME);
+        assert!(r.pause.is_none(), "ended by the wall clock");
+        let r = restore(&s, &moment(BOOT, 1005, t - TimeDelta::days(1)), RUNTIME);
+        assert_eq!(r.pause, s.pause, "kept as it was");
     }
 }

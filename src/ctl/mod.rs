@@ -152,6 +152,7 @@ async fn call(socket: &Path, timeout: Duration, request: &Request) -> Result<Res
     client::call(socket, timeout, request).await.map_err(|e| {
         let code = match &e {
             CallError::PermissionDenied(_) => EX_NOPERM,
+            CallError::RequestTooLarge(_) => EX_USAGE,
             CallError::BadAnswer { .. } => EX_SOFTWARE,
             CallError::Version(_) => EX_PROTOCOL,
             CallError::NoSocket(_)
@@ -182,6 +183,28 @@ mod tests {
         assert_eq!(
             f.message,
             "fakeups is not running (no socket at /nonexistent/control.sock)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_larger_than_the_daemon_reads_is_not_sent() {
+        let request = Request::Pause {
+            seconds: None,
+            until_resumed: true,
+            reason: Some("x".repeat(9000)),
+        };
+        let f = call(
+            Path::new("/nonexistent/control.sock"),
+            Duration::from_secs(1),
+            &request,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(f.code, EX_USAGE);
+        assert_eq!(
+            f.message,
+            "the request is too large to send: a frame of 9073 bytes exceeds the 8192-byte \
+             limit (a shorter reason?)"
         );
     }
 

@@ -48,13 +48,15 @@ mod manual {
     use super::Clock;
     use crate::core::Moment;
 
-    /// Clocks that move only when told to, all by the same amount.
+    /// Clocks that move only when told to: all by the same amount, or the
+    /// wall clock alone (a step, as NTP makes one).
     pub struct ManualClock {
         start: Instant,
         wall: DateTime<Local>,
         boot_id: String,
         since_boot: Duration,
         elapsed: Mutex<Duration>,
+        wall_steps: Mutex<TimeDelta>,
     }
 
     impl ManualClock {
@@ -65,11 +67,18 @@ mod manual {
                 boot_id: "11111111-2222-3333-4444-555555555555".into(),
                 since_boot: Duration::from_secs(1000),
                 elapsed: Mutex::new(Duration::ZERO),
+                wall_steps: Mutex::new(TimeDelta::zero()),
             }
         }
 
         pub fn advance(&self, by: Duration) {
             *self.elapsed.lock().unwrap_or_else(|p| p.into_inner()) += by;
+        }
+
+        /// Steps the wall clock alone by `by` (ahead or back); the
+        /// monotonic and boot clocks do not move.
+        pub fn step_wall(&self, by: TimeDelta) {
+            *self.wall_steps.lock().unwrap_or_else(|p| p.into_inner()) += by;
         }
 
         fn elapsed(&self) -> Duration {
@@ -83,7 +92,8 @@ mod manual {
         }
 
         fn wall(&self) -> DateTime<Local> {
-            self.wall + TimeDelta::from_std(self.elapsed()).unwrap_or(TimeDelta::MAX)
+            let steps = *self.wall_steps.lock().unwrap_or_else(|p| p.into_inner());
+            self.wall + TimeDelta::from_std(self.elapsed()).unwrap_or(TimeDelta::MAX) + steps
         }
 
         fn moment(&self) -> Moment {

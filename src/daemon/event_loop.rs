@@ -1,6 +1,8 @@
-//! The main loop: each tick runs a round; beside it the watchdog, the
-//! commands of the control socket, upsd's read-back, and the signals (SIGHUP
-//! reloads, SIGTERM and SIGINT stop).
+//! The main loop: each tick starts a round, which runs beside the loop
+//! while it serves the watchdog, the commands of the control socket, what
+//! the writers did, upsd's read-back, and the signals (SIGHUP reloads,
+//! SIGUSR1 reopens the log file, SIGTERM and SIGINT stop). Nothing here
+//! waits for a round or a disk.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,7 +11,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::Daemon;
+use super::round::Running;
+use super::{Daemon, round_period};
 use crate::control::Command;
 use crate::format::fmt_duration;
 use crate::probe::Probe;
@@ -28,13 +31,14 @@ impl<P: Probe> Daemon<P> {
                 signal(SignalKind::hangup())?,
                 signal(SignalKind::terminate())?,
                 signal(SignalKind::interrupt())?,
+                signal(SignalKind::user_defined1())?,
             ))
         })();
-        let (mut hup, mut term, mut int) = match handlers {
+        let (mut hup, mut term, mut int, mut usr1) = match handlers {
             Ok(h) => h,
             Err(e) => {
                 logging::error(&format!(
-                    "cannot install the handlers of SIGHUP, SIGTERM and SIGINT: {e}"
+                    "cannot install the handlers of SIGHUP, SIGTERM, SIGINT and SIGUSR1: {e}"
                 ));
                 return ExitCode::FAILURE;
             }
@@ -49,6 +53,14 @@ impl<P: Probe> Daemon<P> {
         ));
         self.send_report();
         let mut nut = self.start_nut_view();
+        let mut disk = match self.out.disk.events.take() {
+            Some(rx) => rx,
+            None => {
+                logging::error("the writers' events are already taken");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut running: Option<Running<P>> = None;
         let mut rounds = RoundTimer::new(self.config.detection.interval);
         let watchdog_period = Notifier::watchdog_period();
         let mut watchdog =
@@ -56,8 +68,13 @@ impl<P: Probe> Daemon<P> {
         watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                due = rounds.tick() => self.round(due).await,
-                _ = watchdog.tick(), if watchdog_period.is_some() => self.out.notifier.watchdog(),
+                due = rounds.tick(), if running.is_none() => running = self.start_round(due),
+                done = finish(&mut running) => {
+                    running = None;
+                    self.finish_round(done);
+                }
+                Some(event) = disk.recv() => self.on_disk(event),
+                _ = watchdog.tick(), if watchdog_period.is_some() => self.watchdog(),
                 Some(command) = commands.recv() => self.command(command),
                 Ok(()) = nut.changed() => {
                     let snapshot = nut.borrow_and_update().clone();
@@ -74,6 +91,13 @@ impl<P: Probe> Daemon<P> {
                         nut = rx;
                     }
                 }
+                // logrotate's postrotate: the log file only, no reload.
+                _ = usr1.recv() => {
+                    if self.reopen_log() {
+                        logging::info("log file reopened on SIGUSR1");
+                    }
+                }
+                () = log_retry(logging::file_retry_at()) => logging::retry_file(),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -82,12 +106,54 @@ impl<P: Probe> Daemon<P> {
         ExitCode::SUCCESS
     }
 
-    /// A clean stop: STOPPING=1, the state saved, the socket removed.
+    /// WATCHDOG=1, unless no round has finished for three round periods:
+    /// then the rounds are stuck, and systemd restarts fakeups. A long round
+    /// (a silent sentinel, a long timeout) is not a stuck loop.
+    pub(super) fn watchdog(&mut self) {
+        let since = self
+            .clock
+            .now()
+            .saturating_duration_since(self.rounds.last_done);
+        let limit = round_period(&self.config) * 3;
+        if since <= limit {
+            if self.rounds.withheld {
+                self.rounds.withheld = false;
+                logging::info("rounds finish again: watchdog resumed");
+            }
+            self.out.notifier.watchdog();
+        } else if !self.rounds.withheld {
+            self.rounds.withheld = true;
+            logging::error(&format!(
+                "no round has finished for {} (limit {}): withholding the watchdog",
+                fmt_duration(since),
+                fmt_duration(limit)
+            ));
+        }
+    }
+
+    /// A clean stop: STOPPING=1, the socket removed, the state saved.
     fn stop(&mut self) {
         self.out.notifier.stopping();
-        self.save_state(true);
         self.nut.stop();
         self.control.server = None;
+        self.save_and_wait();
         logging::info("fakeups stopping");
+    }
+}
+
+/// When the log file, failing (a full disk), is due to be tried again;
+/// never while it is written.
+async fn log_retry(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The end of the round under way; never, when there is none.
+async fn finish<P>(running: &mut Option<Running<P>>) -> super::round::RoundDone<P> {
+    match running {
+        Some(round) => round.await,
+        None => std::future::pending().await,
     }
 }

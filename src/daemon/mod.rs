@@ -2,15 +2,18 @@
 //! the NUT data file, the state file, the logs and systemd; the control
 //! socket, signals and upsd's read-back run beside it.
 //!
-//! The loop (event_loop.rs) reads top to bottom: tick -> round (round.rs)
-//! -> decide (the core) -> publish (publish.rs) -> report (report.rs), with
-//! commands (commands.rs), reload (reload.rs) and the NUT view
-//! (nut_watch.rs) beside it. Every part works on `Daemon`, which takes its
-//! prober and its clocks as arguments so that unit tests (tests.rs) drive it
-//! without sockets or sleeping.
+//! The loop (event_loop.rs) reads top to bottom: tick -> round (round.rs,
+//! which runs beside the loop) -> decide (the core) -> publish (publish.rs,
+//! whose writes run on threads of their own: disk.rs) -> report
+//! (report.rs), with commands (commands.rs), reload (reload.rs) and the NUT
+//! view (nut_watch.rs) beside it. The loop itself never waits for a round
+//! or a disk. Every part works on `Daemon`, which takes its prober and its
+//! clocks as arguments so that unit tests (tests.rs) drive it without
+//! sockets or sleeping.
 
 mod clock;
 mod commands;
+mod disk;
 mod event_loop;
 mod nut_watch;
 mod publish;
@@ -20,9 +23,11 @@ mod round;
 #[cfg(test)]
 mod tests;
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
 use tokio::sync::{mpsc, watch};
@@ -30,17 +35,19 @@ use tokio::sync::{mpsc, watch};
 use crate::cli::DaemonArgs;
 use crate::config::Config;
 use crate::control::{ControlServer, StatusReport};
-use crate::core::{PauseRecord, PowerModel, PowerSettings, restore};
+use crate::core::{PauseRecord, PowerModel, PowerSettings, Saved, newest, restore};
 use crate::nut::{DataFile, Identity};
-use crate::probe::{Probe, Prober, SentinelSpec, Sentinels};
+use crate::probe::{Addresses, Probe, Prober, SentinelSpec, Sentinels};
 use crate::state::StateStore;
+use crate::sys::atomic_file;
 use crate::sys::logging::{self, Console};
 use crate::sys::privileges;
 use crate::sys::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_NOPERM};
 
 use clock::{Clock, SystemClock};
+use disk::Disk;
 use nut_watch::NutWatch;
-use publish::Outputs;
+use publish::{Outputs, SaveKey};
 
 /// Entry point of the `fakeups` binary.
 pub fn main(args: DaemonArgs) -> ExitCode {
@@ -91,6 +98,54 @@ pub fn main(args: DaemonArgs) -> ExitCode {
     })
 }
 
+/// Where the copy of the state that follows every change is kept: the
+/// directory of the control socket, /run/fakeups, a tmpfs that systemd keeps
+/// across restarts of the service (RuntimeDirectoryPreserve=restart) and
+/// empties when it stops.
+/// None when that is the state directory itself.
+fn runtime_store(config: &Config) -> Option<StateStore> {
+    config
+        .control
+        .socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && *d != config.state_directory)
+        .map(StateStore::new)
+}
+
+/// Removes the temporary files a crash left beside the files fakeups
+/// writes (a kill between writing one and renaming it), at start, before
+/// the first write.
+fn sweep_leftovers(config: &Config) {
+    let state = StateStore::new(&config.state_directory);
+    let copy = runtime_store(config);
+    let paths = [
+        Some(config.nut.data_file.as_path()),
+        Some(state.path()),
+        copy.as_ref().map(StateStore::path),
+    ];
+    for path in paths.into_iter().flatten() {
+        match atomic_file::remove_leftovers(path) {
+            Ok(0) => {}
+            Ok(n) => logging::info(&format!(
+                "removed {n} temporary file(s) of {} left by a crash",
+                path.display()
+            )),
+            Err(e) => logging::warning(&format!(
+                "cannot look for temporary files left beside {}: {e}",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// How long a round may take: a name never resolved is waited for up to
+/// `timeout`, then the echoes for `timeout`; and rounds start an interval
+/// apart. The watchdog is withheld after three of these without a round.
+fn round_period(config: &Config) -> Duration {
+    let d = &config.detection;
+    d.interval.max(d.timeout * 2 + Duration::from_secs(1))
+}
+
 /// A path from the configuration, or None for "" (off).
 fn non_empty(path: &Path) -> Option<&Path> {
     (!path.as_os_str().is_empty()).then_some(path)
@@ -104,7 +159,13 @@ async fn run(config_path: PathBuf, config: Config) -> ExitCode {
             return ExitCode::from(EX_NOPERM);
         }
     };
-    let mut daemon = Daemon::new(config_path, config, prober, Arc::new(SystemClock));
+    let mut daemon = match Daemon::new(config_path, config, prober, Arc::new(SystemClock)) {
+        Ok(daemon) => daemon,
+        Err(e) => {
+            logging::error(&format!("cannot start the threads that write files: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
     let (commands_tx, commands) = mpsc::channel(16);
     match daemon.bind_control(&daemon.config.control.socket, &commands_tx) {
         Ok(server) => daemon.control.server = Some(server),
@@ -137,12 +198,25 @@ struct ControlSide {
     pid: u32,
 }
 
+/// Whether the rounds go on, for the watchdog.
+struct Rounds {
+    /// When the last round finished (or the daemon started).
+    last_done: Instant,
+    /// Bumped when the sentinels change: a round of the old ones is dropped.
+    generation: u64,
+    /// The watchdog is withheld: no round finished for too long.
+    withheld: bool,
+}
+
 /// Everything the main loop owns.
 pub(crate) struct Daemon<P> {
     config_path: PathBuf,
     config: Config,
     clock: Arc<dyn Clock>,
-    prober: P,
+    /// The prober and the addresses, away (None) while a round runs.
+    prober: Option<P>,
+    addresses: Option<Addresses>,
+    rounds: Rounds,
     sentinels: Sentinels,
     /// The decision: the model, since when its status holds, the pause.
     model: PowerModel,
@@ -155,15 +229,50 @@ pub(crate) struct Daemon<P> {
 }
 
 impl<P: Probe> Daemon<P> {
-    /// A daemon that goes on from the saved state, if there is one.
-    fn new(config_path: PathBuf, config: Config, prober: P, clock: Arc<dyn Clock>) -> Daemon<P> {
+    /// A daemon that goes on from the newest saved state, if there is one:
+    /// the state directory's, or the runtime copy beside the control socket.
+    fn new(
+        config_path: PathBuf,
+        config: Config,
+        prober: P,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<Daemon<P>> {
         let settings = power_settings(&config);
         let store = StateStore::new(&config.state_directory);
         let moment = clock.moment();
         let now = moment.wall;
-        let (model, status_since, pause) = match store.load() {
+        let mut saves: Vec<Saved> = vec![];
+        let mut load_error = None;
+        // What the state directory holds: not saved again while unchanged.
+        let mut on_disk = None;
+        for (n, store) in [Some(store.clone()), runtime_store(&config)]
+            .into_iter()
+            .enumerate()
+        {
+            match store.map(|s| s.load()) {
+                Some(Ok(Some(saved))) => {
+                    let saved = saved.saved();
+                    if n == 0 {
+                        on_disk = Some(SaveKey::of(saved.status, &saved.pause, saved.charge));
+                    }
+                    saves.push(saved);
+                }
+                Some(Err(e)) => load_error = Some(e),
+                Some(Ok(None)) | None => {}
+            }
+        }
+        let found = match (newest(&saves, &moment), load_error) {
+            (Some(saved), Some(e)) => {
+                logging::warning(&format!("{e}; going on from the other copy"));
+                Ok(Some(saved.clone()))
+            }
+            (Some(saved), None) => Ok(Some(saved.clone())),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        };
+        let (model, status_since, pause) = match found {
             Ok(Some(saved)) => {
-                let r = restore(&saved.saved(), &moment, config.battery.runtime);
+                let r = restore(&saved, &moment, config.battery.runtime);
                 for note in &r.notes {
                     logging::info(note);
                 }
@@ -179,10 +288,18 @@ impl<P: Probe> Daemon<P> {
                 (PowerModel::new(settings), now, None)
             }
         };
+        sweep_leftovers(&config);
         let data = DataFile::new(config.nut.data_file.clone(), Identity::of_this_machine());
+        let sentinels = Sentinels::new(&config.sentinels);
         let mut daemon = Daemon {
-            sentinels: Sentinels::new(&config.sentinels),
-            out: Outputs::new(data, store),
+            addresses: Some(sentinels.addresses()),
+            sentinels,
+            rounds: Rounds {
+                last_done: clock.now(),
+                generation: 0,
+                withheld: false,
+            },
+            out: Outputs::new(data, store, Disk::start()?, on_disk),
             nut: NutWatch::new(clock.now()),
             control: ControlSide {
                 server: None,
@@ -193,7 +310,7 @@ impl<P: Probe> Daemon<P> {
             config_path,
             config,
             clock,
-            prober,
+            prober: Some(prober),
             model,
             status_since,
             pause: None,
@@ -205,16 +322,17 @@ impl<P: Probe> Daemon<P> {
         }
         daemon.warn_missing_families();
         daemon.send_report();
-        daemon
+        Ok(daemon)
     }
 
     fn warn_missing_families(&self) {
+        let Some(prober) = &self.prober else { return };
         for spec in self.sentinels.specs() {
             let v6 = match spec {
                 SentinelSpec::Address { addr, .. } => addr.is_ipv6(),
                 _ => continue,
             };
-            if let Some(e) = self.prober.family_error(v6) {
+            if let Some(e) = prober.family_error(v6) {
                 logging::warning(&format!(
                     "sentinel {spec} will always be silent: no ICMP{} socket ({e})",
                     if v6 { "v6" } else { "" }

@@ -1,12 +1,17 @@
 //! upsd's read-back: the task that asks upsd what it serves, and what the
-//! daemon makes of each look (warnings, recoveries, the status line).
+//! daemon makes of each look (warnings, recoveries, the status line). When
+//! upsd says a driver is not connected, the cause is looked for: whether
+//! user nut (the driver's user) can still read the data file.
 
+use std::path::Path;
 use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Daemon;
+use super::disk::FastBatch;
+use crate::nut::client::DRIVER_NOT_CONNECTED;
 use crate::nut::{Health, HealthEvent, Snapshot, view};
 use crate::probe::Probe;
 use crate::sys::logging::{self, Level};
@@ -16,6 +21,8 @@ pub(super) struct NutWatch {
     task: Option<JoinHandle<()>>,
     pub(super) last: Option<Snapshot>,
     pub(super) health: Health,
+    /// Why the drivers are not connected, as far as fakeups can tell.
+    pub(super) cause: Option<String>,
 }
 
 impl NutWatch {
@@ -24,6 +31,7 @@ impl NutWatch {
             task: None,
             last: None,
             health: Health::new(now),
+            cause: None,
         }
     }
 
@@ -61,18 +69,58 @@ impl<P: Probe> Daemon<P> {
                 .assess(&snapshot, &self.config.nut.ups, written, self.clock.now());
         for event in events {
             match event {
-                HealthEvent::Problem { names, problem } => logging::event(
-                    Level::Warning,
-                    &format!("NUT not serving {}: {problem}", names.join(", ")),
-                    &[("FAKEUPS_NUT_PROBLEM", &problem)],
-                ),
-                HealthEvent::Recovered { names } => logging::info(&format!(
-                    "NUT serves {} again as written ({written})",
-                    names.join(", ")
-                )),
+                HealthEvent::Problem { names, problem } => {
+                    logging::event(
+                        Level::Warning,
+                        &format!("NUT not serving {}: {problem}", names.join(", ")),
+                        &[("FAKEUPS_NUT_PROBLEM", &problem)],
+                    );
+                    if problem == DRIVER_NOT_CONNECTED {
+                        // Checked again at every such episode: the access may
+                        // have changed since the first write.
+                        self.out.disk.write_fast(FastBatch {
+                            runtime_copy: None,
+                            data: None,
+                            check_access: false,
+                            diagnose: Some(self.config.nut.data_file.clone()),
+                        });
+                    }
+                }
+                HealthEvent::Recovered { names } => {
+                    self.nut.cause = None;
+                    logging::info(&format!(
+                        "NUT serves {} again as written ({written})",
+                        names.join(", ")
+                    ))
+                }
             }
         }
         self.nut.last = Some(snapshot);
         self.announce();
+    }
+
+    /// What the check of user nut's access found, after NUT said a driver
+    /// is not connected: the cause, or what else to look at.
+    pub(super) fn on_access_check(&mut self, path: &Path, problem: Option<String>) {
+        match problem {
+            Some(problem) => {
+                logging::warning(&format!(
+                    "the cause of \"{DRIVER_NOT_CONNECTED}\": {problem}; dummy-ups runs as \
+                     user nut and exits when it cannot read {}",
+                    path.display()
+                ));
+                self.nut.cause = Some(problem);
+            }
+            None => {
+                logging::notice(&format!(
+                    "NUT says {DRIVER_NOT_CONNECTED}, though user nut can read {}: check that \
+                     each section of /etc/nut/ups.conf has port = {} and driver = dummy-ups, \
+                     and the driver's log (journalctl -u 'nut-driver@*')",
+                    path.display(),
+                    path.display()
+                ));
+                self.nut.cause = None;
+            }
+        }
     }
 }

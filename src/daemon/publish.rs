@@ -1,24 +1,54 @@
-//! Where a decision goes: the NUT data file (written when it changed), the
-//! state file, systemd (READY=1, STATUS=) and the report that status
-//! clients read. Each output's fault is logged once and shown in the status
-//! until it clears.
+//! Where a decision goes: the NUT data file and the runtime copy of the
+//! state (written when they change), the state file (saved when what must
+//! outlive a reboot changes), systemd (READY=1, STATUS=) and the report that
+//! status clients read. The writes run off the loop (disk.rs); each output's
+//! fault is logged once and shown in the status until it clears.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::Daemon;
+use super::disk::{Disk, DiskEvent, FastBatch, SaveAck, SlowBatch};
+use super::{Daemon, runtime_store};
 use crate::core::{PauseRecord, Saved, Status};
 use crate::nut::DataFile;
-use crate::nut::access::unreadable_by_nut;
 use crate::probe::Probe;
 use crate::state::{SavedState, StateStore};
 use crate::sys::logging;
 use crate::sys::notify::Notifier;
 
+/// How long the stop waits for the last writes.
+const STOP_WRITE_LIMIT: Duration = Duration::from_secs(10);
+
+/// What the state file must be saved again for: a new status, a pause set
+/// or ended, the battery full again on mains (so that a reboot does not
+/// bring back the charge of the last outage). Not the charge itself: on
+/// battery it follows from the time since the transition, and the runtime
+/// copy has it for a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SaveKey {
+    status: Status,
+    pause: Option<PauseRecord>,
+    full: bool,
+}
+
+impl SaveKey {
+    pub(super) fn of(status: Status, pause: &Option<PauseRecord>, charge: f64) -> SaveKey {
+        SaveKey {
+            status,
+            pause: pause.clone(),
+            full: !status.on_battery() && charge >= 1.0,
+        }
+    }
+}
+
 /// The outputs and their faults.
 pub(super) struct Outputs {
     pub(super) data: DataFile,
     pub(super) store: StateStore,
+    pub(super) disk: Disk,
     pub(super) notifier: Notifier,
+    /// The first round finished.
+    pub(super) first_round: bool,
     /// READY=1 was sent.
     pub(super) ready: bool,
     /// Why the data file could not be written, while it cannot.
@@ -27,105 +57,155 @@ pub(super) struct Outputs {
     pub(super) data_checked: bool,
     /// Why the state could not be saved, while it cannot.
     pub(super) state_error: Option<String>,
-    /// What the state file holds: status, runtime left, pause.
-    pub(super) last_saved: Option<(Status, u64, Option<PauseRecord>)>,
+    /// Why the runtime copy of the state could not be written, while it cannot.
+    pub(super) copy_error: Option<String>,
+    /// What the state file was last given to save.
+    pub(super) saved_key: Option<SaveKey>,
 }
 
 impl Outputs {
-    pub(super) fn new(data: DataFile, store: StateStore) -> Outputs {
+    /// `on_disk`: what the state directory holds at start.
+    pub(super) fn new(
+        data: DataFile,
+        store: StateStore,
+        disk: Disk,
+        on_disk: Option<SaveKey>,
+    ) -> Outputs {
         Outputs {
             data,
             store,
+            disk,
             notifier: Notifier::new(),
+            first_round: false,
             ready: false,
             data_error: None,
             data_checked: false,
             state_error: None,
-            last_saved: None,
+            copy_error: None,
+            saved_key: on_disk,
         }
     }
 }
 
 impl<P: Probe> Daemon<P> {
-    /// Writes the data file (when it changed), saves the state, tells systemd.
+    /// Hands the data file and the state to the writers when they changed,
+    /// tells systemd and the status readers.
     pub(super) fn publish(&mut self) {
+        self.publish_and_save(None);
+    }
+
+    /// The same; and the state file is saved in any case when `ack` waits
+    /// for it (a pause, a resume: they are answered once it is on disk).
+    pub(super) fn publish_and_save(&mut self, ack: Option<SaveAck>) {
         let published = self.model.published();
+        let data = self.out.data.next(&published);
+        let key = SaveKey::of(self.model.status(), &self.pause, self.model.charge());
+        let save = ack.is_some() || self.out.saved_key.as_ref() != Some(&key);
+        if data.is_some() || save {
+            let state = SavedState::new(Saved {
+                status: self.model.status(),
+                charge: self.model.charge(),
+                status_since: self.status_since,
+                pause: self.pause.clone(),
+                at: self.clock.moment(),
+            });
+            // The runtime copy goes with every change, before the data file.
+            let runtime_copy =
+                runtime_store(&self.config).and_then(|store| match store.encode(&state) {
+                    Ok(text) => Some((store, text)),
+                    Err(e) => {
+                        logging::error(&e.to_string());
+                        None
+                    }
+                });
+            let check_access = data.is_some() && !self.out.data_checked;
+            self.out.data_checked |= check_access;
+            self.out.disk.write_fast(FastBatch {
+                runtime_copy,
+                data,
+                check_access,
+                diagnose: None,
+            });
+            if save {
+                match self.out.store.encode(&state) {
+                    Ok(text) => {
+                        self.out.disk.save(SlowBatch {
+                            store: self.out.store.clone(),
+                            text,
+                            acks: ack.into_iter().collect(),
+                        });
+                        self.out.saved_key = Some(key);
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        if let Some(ack) = ack {
+                            let _ = ack.send(Err(text.clone()));
+                        }
+                        self.on_disk(DiskEvent::Saved(Err(text)));
+                    }
+                }
+            }
+        }
+        self.announce();
+    }
+
+    /// Takes in what a write did: faults logged once, READY=1 after the
+    /// first round's data file.
+    pub(super) fn on_disk(&mut self, event: DiskEvent) {
         let out = &mut self.out;
-        match out.data.publish(&published) {
-            Ok(wrote) => {
+        match event {
+            DiskEvent::Data {
+                result: Ok(()),
+                access_problem,
+            } => {
                 if out.data_error.take().is_some() {
                     logging::info(&format!(
                         "NUT data file {} written again",
                         out.data.path().display()
                     ));
                 }
-                if wrote && !out.data_checked {
-                    out.data_checked = true;
-                    if let Some(problem) = unreadable_by_nut(out.data.path()) {
-                        logging::warning(&format!("dummy-ups will not see the status: {problem}"));
-                    }
+                if let Some(problem) = access_problem {
+                    logging::warning(&format!("dummy-ups will not see the status: {problem}"));
                 }
+                self.ready_after_round();
             }
-            Err(e) => {
-                let text = e.to_string();
+            DiskEvent::Data {
+                result: Err(text), ..
+            } => {
                 if out.data_error.as_deref() != Some(text.as_str()) {
                     logging::error(&text);
                 }
                 out.data_error = Some(text);
+                // Written again at the next round.
                 out.data.invalidate();
             }
+            DiskEvent::RuntimeCopy(result) => note(&mut out.copy_error, result, "runtime copy"),
+            DiskEvent::Saved(Err(text)) => {
+                // Saved again at the next round.
+                out.saved_key = None;
+                note(&mut out.state_error, Err(text), "state");
+            }
+            DiskEvent::Saved(Ok(())) => note(&mut out.state_error, Ok(()), "state"),
+            DiskEvent::Access { path, problem } => self.on_access_check(&path, problem),
         }
-        self.save_state(false);
         self.announce();
     }
 
-    /// Saves the state when what it holds changed, at every round on battery
-    /// (so that a restart measures its down time from the last round), or
-    /// always with `force`.
-    pub(super) fn save_state(&mut self, force: bool) {
-        let p = self.model.published();
-        let unchanged = self
-            .out
-            .last_saved
-            .as_ref()
-            .is_some_and(|(status, runtime, pause)| {
-                *status == p.status && *runtime == p.runtime && *pause == self.pause
-            });
-        if !force && !p.status.on_battery() && unchanged {
-            return;
-        }
-        let saved = SavedState::new(Saved {
-            status: self.model.status(),
-            charge: self.model.charge(),
-            status_since: self.status_since,
-            pause: self.pause.clone(),
-            at: self.clock.moment(),
-        });
-        let out = &mut self.out;
-        match out.store.save(&saved) {
-            Ok(()) => {
-                out.last_saved = Some((p.status, p.runtime, saved.pause));
-                if out.state_error.take().is_some() {
-                    logging::info(&format!(
-                        "state saved again to {}",
-                        out.store.path().display()
-                    ));
-                }
-            }
-            Err(e) => {
-                let text = format!("cannot save the state: {e}");
-                if out.state_error.as_deref() != Some(text.as_str()) {
-                    logging::error(&text);
-                }
-                out.state_error = Some(text);
-                out.last_saved = None;
-            }
+    /// The stop: the state saved, the writers given time to finish.
+    pub(super) fn save_and_wait(&mut self) {
+        self.out.saved_key = None;
+        self.publish();
+        if !self.out.disk.wait_idle(STOP_WRITE_LIMIT) {
+            logging::error(&format!(
+                "the state was not saved within {} s: the disk does not answer",
+                STOP_WRITE_LIMIT.as_secs()
+            ));
         }
     }
 
     /// READY=1, once: after the first round, when the data file is written.
     pub(super) fn ready_after_round(&mut self) {
-        if self.out.ready || self.out.data_error.is_some() {
+        if self.out.ready || !self.out.first_round || self.out.data_error.is_some() {
             return;
         }
         self.out.ready = true;
@@ -147,5 +227,39 @@ impl<P: Probe> Daemon<P> {
         self.control
             .reports
             .send_replace(Arc::new(self.report_with(status)));
+    }
+
+    /// Waits for the writers and takes in what they did: the unit tests'
+    /// view of a daemon whose writes are done.
+    #[cfg(test)]
+    pub(super) fn settle(&mut self) {
+        assert!(self.out.disk.wait_idle(Duration::from_secs(10)));
+        let mut events = vec![];
+        if let Some(rx) = self.out.disk.events.as_mut() {
+            while let Ok(event) = rx.try_recv() {
+                events.push(event);
+            }
+        }
+        for event in events {
+            self.on_disk(event);
+        }
+    }
+}
+
+/// Logs a write's fault once, and its end.
+fn note(error: &mut Option<String>, result: Result<(), String>, what: &str) {
+    match result {
+        Ok(()) => {
+            if let Some(old) = error.take() {
+                logging::info(&format!("the {what} is written again (after: {old})"));
+            }
+        }
+        Err(text) => {
+            let text = format!("cannot save the {what}: {text}");
+            if error.as_deref() != Some(text.as_str()) {
+                logging::error(&text);
+            }
+            *error = Some(text);
+        }
     }
 }

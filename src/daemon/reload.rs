@@ -44,6 +44,9 @@ impl<P: Probe> Daemon<P> {
                 reloaded.retime = new.detection.interval != self.config.detection.interval;
                 if new.sentinels != self.config.sentinels {
                     self.sentinels = Sentinels::new(&new.sentinels);
+                    self.addresses = Some(self.sentinels.addresses());
+                    // A round under way is about the old sentinels.
+                    self.rounds.generation += 1;
                 }
                 self.model.set_settings(power_settings(&new));
                 if new.nut.data_file != self.config.nut.data_file {
@@ -53,7 +56,7 @@ impl<P: Probe> Daemon<P> {
                 }
                 if new.state_directory != self.config.state_directory {
                     self.out.store = StateStore::new(&new.state_directory);
-                    self.out.last_saved = None;
+                    self.out.saved_key = None;
                 }
                 let nut_changed =
                     new.nut.upsd != self.config.nut.upsd || new.nut.ups != self.config.nut.ups;
@@ -110,9 +113,15 @@ impl<P: Probe> Daemon<P> {
         }
     }
 
-    fn reopen_log(&self) {
-        if let Err(e) = logging::reopen(non_empty(&self.config.log.file), self.config.log.level) {
-            logging::error(&e.to_string());
+    /// Reopens the log file of the running configuration (on a reload, and
+    /// alone on SIGUSR1); false, with the reason logged, when it cannot be.
+    pub(super) fn reopen_log(&self) -> bool {
+        match logging::reopen(non_empty(&self.config.log.file), self.config.log.level) {
+            Ok(()) => true,
+            Err(e) => {
+                logging::error(&e.to_string());
+                false
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::control::report::{
     BatteryReport, DaemonInfo, DetectionReport, NutReport, PauseReport, UpsReport,
 };
 use crate::format::{fmt_duration, fmt_secs};
+use crate::nut::client::DRIVER_NOT_CONNECTED;
 use crate::probe::Probe;
 
 impl<P: Probe> Daemon<P> {
@@ -84,7 +85,12 @@ impl<P: Probe> Daemon<P> {
                         name: name.clone(),
                         status: state.and_then(|u| u.status.clone().ok()),
                         clients: state.map(|u| u.clients.clone()).unwrap_or_default(),
-                        problem: self.nut.health.problem(name).map(String::from),
+                        problem: self.nut.health.problem(name).map(|p| {
+                            match (&self.nut.cause, p == DRIVER_NOT_CONNECTED) {
+                                (Some(cause), true) => format!("{p}: {cause}"),
+                                _ => p.to_string(),
+                            }
+                        }),
                     }
                 })
                 .collect(),

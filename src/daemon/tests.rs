@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Local;
+use chrono::{Local, TimeDelta};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Daemon;
@@ -30,6 +31,8 @@ const B: &str = "192.0.2.2";
 #[derive(Clone, Default)]
 struct Scripted {
     answering: Arc<Mutex<HashMap<IpAddr, bool>>>,
+    /// Rounds never end: a stuck prober.
+    hang: Arc<AtomicBool>,
 }
 
 impl Scripted {
@@ -64,7 +67,13 @@ impl Probe for Scripted {
                 Err(why) => Outcome::Silent(why.clone()),
             })
             .collect();
-        std::future::ready(outcomes)
+        let hang = self.hang.load(Ordering::SeqCst);
+        async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            outcomes
+        }
     }
 }
 
@@ -115,6 +124,7 @@ impl Bench {
             self.prober.clone(),
             self.clock.clone(),
         )
+        .unwrap()
     }
 }
 
@@ -138,16 +148,22 @@ async fn round(d: &mut Daemon<Scripted>, clock: &ManualClock, then: Duration) {
     clock.advance(then);
 }
 
-fn command(
+/// Carries out a command and waits for its reply, which comes once the
+/// state is saved.
+async fn command(
     d: &mut Daemon<Scripted>,
     make: impl FnOnce(oneshot::Sender<Response>) -> Command,
 ) -> Response {
-    let (tx, mut rx) = oneshot::channel();
+    let (tx, rx) = oneshot::channel();
     d.command(make(tx));
-    rx.try_recv().expect("a reply at once")
+    d.settle();
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("a reply once saved")
+        .expect("a reply")
 }
 
-fn pause(d: &mut Daemon<Scripted>, seconds: Option<u64>, until_resumed: bool) -> Response {
+async fn pause(d: &mut Daemon<Scripted>, seconds: Option<u64>, until_resumed: bool) -> Response {
     command(d, |reply| Command::Pause {
         seconds,
         until_resumed,
@@ -155,6 +171,7 @@ fn pause(d: &mut Daemon<Scripted>, seconds: Option<u64>, until_resumed: bool) ->
         by: "root".into(),
         reply,
     })
+    .await
 }
 
 fn message(r: &Response) -> &str {
@@ -229,6 +246,7 @@ async fn a_reload_that_changes_the_data_file_moves_it() {
     b.write_config("moved/ups.dev", "");
     let (tx, _rx) = mpsc::channel(1);
     let reloaded = d.reload(&tx);
+    d.settle();
     assert!(!reloaded.retime && reloaded.nut_view.is_none());
     let moved = b.path("moved/ups.dev");
     assert_eq!(status_of(&moved), "OL", "written at once in its new place");
@@ -256,7 +274,7 @@ async fn a_pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob() {
     let data = b.path("data/fakeups.dev");
     let mut d = b.daemon();
     round(&mut d, &b.clock, 2 * S).await;
-    let r = pause(&mut d, None, true);
+    let r = pause(&mut d, None, true).await;
     assert_eq!(
         message(&r),
         "Paused by root until resumed: router firmware update"
@@ -279,7 +297,8 @@ async fn a_pause_holds_ol_through_an_outage_and_resume_lets_it_go_ob() {
     let r = command(&mut d, |reply| Command::Resume {
         by: "root".into(),
         reply,
-    });
+    })
+    .await;
     assert_eq!(message(&r), "Resumed by root - watching sentinels again");
     // Watching afresh: a whole on-battery-after of silence before OB.
     let resumed = b.clock.now();
@@ -300,7 +319,7 @@ async fn a_pause_ends_by_itself_and_a_bad_one_is_refused() {
     let mut d = b.daemon();
     b.prober.set(A, true);
     round(&mut d, &b.clock, S).await;
-    let r = pause(&mut d, Some(10), false);
+    let r = pause(&mut d, Some(10), false).await;
     assert!(message(&r).starts_with("Paused by root until "), "{r:?}");
     round(&mut d, &b.clock, 10 * S).await;
     assert!(d.pause.is_some());
@@ -317,7 +336,7 @@ async fn a_pause_ends_by_itself_and_a_bad_one_is_refused() {
         (Some(0), false, "longer than 0s"),
         (Some(400 * 24 * 3600), false, "at most"),
     ] {
-        match pause(&mut d, seconds, until_resumed) {
+        match pause(&mut d, seconds, until_resumed).await {
             Response::Error { kind, message } => {
                 assert_eq!(kind, ErrorKind::BadRequest);
                 assert!(message.contains(why), "{message}");
@@ -326,6 +345,82 @@ async fn a_pause_ends_by_itself_and_a_bad_one_is_refused() {
         }
     }
     assert!(d.pause.is_none());
+}
+
+/// The end of the pause as the daemon shows it and saves it.
+fn pause_until(d: &Daemon<Scripted>) -> chrono::DateTime<Local> {
+    d.pause
+        .as_ref()
+        .and_then(|p| p.until)
+        .expect("a pause with an end")
+}
+
+#[tokio::test]
+async fn a_wall_clock_step_neither_ends_nor_stretches_a_pause() {
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    round(&mut d, &b.clock, S).await;
+
+    // 10 minutes of maintenance; NTP steps the wall clock a day ahead and
+    // the sentinels fall silent.
+    message(&pause(&mut d, Some(600), false).await);
+    let set = b.clock.now();
+    let until = pause_until(&d);
+    b.clock.step_wall(TimeDelta::days(1));
+    b.prober.set(A, false);
+    b.prober.set(B, false);
+    round(&mut d, &b.clock, 2 * S).await;
+    assert!(d.pause.is_some(), "a step ahead ended the pause");
+    // Its end, as shown and as saved, moved with the wall clock.
+    let ahead = until + TimeDelta::days(1);
+    assert_eq!(pause_until(&d), ahead);
+    assert_eq!(
+        d.out.notifier.last_status(),
+        format!(
+            "PAUSED by root until {}: router firmware update; holding OL; \
+             0/2 sentinels answering",
+            ahead.format(crate::format::TIME_FORMAT)
+        )
+    );
+    let saved = d.out.store.load().unwrap().and_then(|s| s.pause);
+    assert_eq!(saved.and_then(|p| p.until), Some(ahead));
+    // It holds OL through the outage for its 10 minutes on the boot clock.
+    while d.pause.is_some() {
+        assert_eq!(status_of(&data), "OL");
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    let held = b.clock.now() - set;
+    assert!((600 * S..=602 * S).contains(&held), "held {held:?}");
+    assert_eq!(status_of(&data), "OL", "OB only after on-battery-after");
+
+    // A day back now: a 10 s pause still ends 10 s later, not a day later.
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    for _ in 0..20 {
+        round(&mut d, &b.clock, S).await;
+    }
+    message(&pause(&mut d, Some(10), false).await);
+    let set = b.clock.now();
+    let until = pause_until(&d);
+    b.clock.step_wall(-TimeDelta::days(1));
+    round(&mut d, &b.clock, S).await;
+    assert_eq!(pause_until(&d), until - TimeDelta::days(1));
+    while d.pause.is_some() {
+        assert!(
+            b.clock.now() - set <= 11 * S,
+            "a step back stretched the pause"
+        );
+        round(&mut d, &b.clock, S).await;
+    }
+    assert_eq!(b.clock.now() - set, 11 * S, "ended in the round after 10 s");
+    assert!(
+        d.status_line().starts_with("OL: 2/2"),
+        "{}",
+        d.status_line()
+    );
 }
 
 #[tokio::test]
@@ -387,4 +482,91 @@ async fn a_restart_on_battery_goes_on_from_the_state_file() {
     round(&mut d, &b.clock, S).await;
     assert_eq!(status_of(&data), "OB");
     assert_eq!(d.model.published().runtime, left - 3 - 2);
+}
+
+/// The state file as saved with fsync, and its runtime copy.
+fn saved_states(b: &Bench) -> (crate::state::SavedState, crate::state::SavedState) {
+    let load = |dir: &str| {
+        crate::state::StateStore::new(&b.path(dir))
+            .load()
+            .unwrap()
+            .unwrap()
+    };
+    (load("state"), load(""))
+}
+
+#[tokio::test]
+async fn on_battery_the_state_is_saved_to_disk_only_when_the_status_changes() {
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    for _ in 0..16 {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    assert_eq!(status_of(&data), "OB");
+    let (at_ob, copy) = saved_states(&b);
+    assert_eq!(at_ob.status, Status::OnBattery);
+    assert_eq!(copy.since_boot_ms, at_ob.since_boot_ms);
+    for _ in 0..10 {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    let (durable, copy) = saved_states(&b);
+    // Twenty seconds on battery: the disk's copy is the one of the OB
+    // moment, the runtime copy follows every round (its charge with it).
+    assert_eq!(durable, at_ob);
+    assert_eq!(
+        copy.since_boot_ms.unwrap() - at_ob.since_boot_ms.unwrap(),
+        20_000
+    );
+    assert!(copy.charge < durable.charge);
+    // A new status is saved to disk.
+    while status_of(&data) == "OB" {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    assert_eq!(saved_states(&b).0.status, Status::LowBattery);
+}
+
+#[tokio::test]
+async fn commands_are_carried_out_while_a_round_runs() {
+    let b = Bench::new();
+    b.prober.set(A, true);
+    let mut d = b.daemon();
+    round(&mut d, &b.clock, 2 * S).await;
+    b.prober.hang.store(true, Ordering::SeqCst);
+    let mut running = d.start_round(b.clock.now()).expect("a round starts");
+    let r = pause(&mut d, Some(600), false).await;
+    assert!(message(&r).starts_with("Paused by root until "), "{r:?}");
+    // The round is still under way, and a second one cannot start.
+    assert!(futures_poll_once(&mut running).await);
+    assert!(d.start_round(b.clock.now()).is_none());
+    assert!(d.report().pause.is_some());
+}
+
+/// Polls the round once: whether it is still running.
+async fn futures_poll_once(running: &mut super::round::Running<Scripted>) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(running.as_mut().poll(cx).is_pending())).await
+}
+
+#[tokio::test]
+async fn the_watchdog_is_withheld_only_when_no_round_finishes_for_three_periods() {
+    let b = Bench::new();
+    b.prober.set(A, true);
+    let mut d = b.daemon();
+    round(&mut d, &b.clock, 2 * S).await;
+    d.watchdog();
+    assert_eq!(d.out.notifier.watchdogs(), 1);
+    // The shipped timings: a round may take 2 x 1 s + 1 s; three of those.
+    b.prober.hang.store(true, Ordering::SeqCst);
+    let _running = d.start_round(b.clock.now()).expect("a round starts");
+    b.clock.advance(7 * S);
+    d.watchdog();
+    assert_eq!(d.out.notifier.watchdogs(), 2, "a long round is not stuck");
+    b.clock.advance(3 * S);
+    d.watchdog();
+    assert_eq!(
+        d.out.notifier.watchdogs(),
+        2,
+        "withheld after 9 s without a round"
+    );
+    assert!(d.rounds.withheld);
 }

@@ -33,10 +33,13 @@ pub enum NutError {
     },
 }
 
+/// What upsd's DRIVER-NOT-CONNECTED reads as.
+pub const DRIVER_NOT_CONNECTED: &str = "driver not connected";
+
 fn describe_err(code: &str) -> String {
     match code {
         "UNKNOWN-UPS" => "unknown UPS name".into(),
-        "DRIVER-NOT-CONNECTED" => "driver not connected".into(),
+        "DRIVER-NOT-CONNECTED" => DRIVER_NOT_CONNECTED.into(),
         "DATA-STALE" => "data stale".into(),
         "VAR-NOT-SUPPORTED" => "variable not supported".into(),
         "ACCESS-DENIED" => "access denied".into(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::core::Published;
 use crate::paths::MACHINE_ID;
-use crate::sys::atomic_file::{WriteError, write_atomically};
+use crate::sys::atomic_file::{Sync, WriteError, write_atomically};
 
 /// What the file says about the device besides the battery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +68,28 @@ pub fn render(p: &Published, id: &Identity) -> String {
     out
 }
 
-/// Writes the data file, skipping writes that would not change it.
+/// The data file's contents, kept so that only a change is written.
 #[derive(Debug)]
 pub struct DataFile {
     path: PathBuf,
     identity: Identity,
     last: Option<Published>,
+}
+
+/// One version of the data file, to be written off the main loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataWrite {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl DataWrite {
+    /// Writes it atomically, without fsync: dummy-ups reads the kernel's
+    /// copy, and after a reboot fakeups writes the file before the drivers
+    /// start. On the default tmpfs (/run/fakeups) there is no disk at all.
+    pub fn write(&self) -> Result<(), WriteError> {
+        write_atomically(&self.path, self.text.as_bytes(), 0o644, Sync::Volatile)
+    }
 }
 
 impl DataFile {
@@ -89,26 +105,27 @@ impl DataFile {
         &self.path
     }
 
-    /// Writes `p` if it differs from what was last written; returns whether
-    /// it wrote.
-    pub fn publish(&mut self, p: &Published) -> Result<bool, WriteError> {
+    /// The file to write for `p`, unless it is what was last given.
+    pub fn next(&mut self, p: &Published) -> Option<DataWrite> {
         if self.last.as_ref() == Some(p) {
-            return Ok(false);
+            return None;
         }
-        let text = render(p, &self.identity);
-        write_atomically(&self.path, text.as_bytes(), 0o644)?;
         self.last = Some(*p);
-        Ok(true)
+        Some(DataWrite {
+            path: self.path.clone(),
+            text: render(p, &self.identity),
+        })
     }
 
     /// Writes to `path` from now on (a reload changed `nut.data-file`); the
-    /// next publish writes in any case.
+    /// next version is written in any case.
     pub fn move_to(&mut self, path: PathBuf) {
         self.path = path;
         self.last = None;
     }
 
-    /// Forgets what was written, so the next publish writes in any case.
+    /// Forgets what was given (its write failed), so the next version is
+    /// written in any case.
     pub fn invalidate(&mut self) {
         self.last = None;
     }
@@ -163,9 +180,12 @@ mod tests {
             serial: "FU1".into(),
         };
         let mut f = DataFile::new(path.clone(), id);
-        assert!(f.publish(&published(Status::Online)).unwrap());
-        assert!(!f.publish(&published(Status::Online)).unwrap());
-        assert!(f.publish(&published(Status::OnBattery)).unwrap());
+        f.next(&published(Status::Online)).unwrap().write().unwrap();
+        assert_eq!(f.next(&published(Status::Online)), None);
+        f.next(&published(Status::OnBattery))
+            .unwrap()
+            .write()
+            .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("ups.status: OB\n"));
         let meta = fs::metadata(&path).unwrap();
@@ -177,6 +197,6 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("fakeups.dev")]);
         f.invalidate();
-        assert!(f.publish(&published(Status::OnBattery)).unwrap());
+        assert!(f.next(&published(Status::OnBattery)).is_some());
     }
 }

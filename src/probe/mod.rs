@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 pub use prober::Prober;
-pub use roster::Sentinels;
+pub use roster::{Addresses, Sentinels};
 pub use sentinel::SentinelSpec;
 
 /// The address of a sentinel this round and its IPv6 scope (0 for none),
@@ -27,7 +27,7 @@ pub enum Outcome {
 
 /// What the daemon needs of a prober: the ICMP one here, a scripted one in
 /// the daemon's unit tests.
-pub trait Probe {
+pub trait Probe: Send + 'static {
     /// Why the socket of a family is missing, if it is.
     fn family_error(&self, v6: bool) -> Option<&str>;
 

@@ -13,18 +13,23 @@ use super::{Outcome, Target};
 use crate::control::report::SentinelReport;
 use crate::paths::ROUTE_TABLE;
 
-/// The configured sentinels, their addresses and their recent history.
+/// The configured sentinels and their recent history.
 pub struct Sentinels {
     specs: Vec<SentinelSpec>,
-    lookups: Vec<Lookup>,
     reports: Vec<SentinelReport>,
+}
+
+/// The address of each sentinel and the name lookups under way: what a
+/// round takes with it while the main loop goes on.
+pub struct Addresses {
+    specs: Vec<SentinelSpec>,
+    lookups: Vec<Lookup>,
 }
 
 impl Sentinels {
     pub fn new(specs: &[SentinelSpec]) -> Sentinels {
         Sentinels {
             specs: specs.to_vec(),
-            lookups: specs.iter().map(|_| Lookup::default()).collect(),
             reports: specs
                 .iter()
                 .map(|s| SentinelReport {
@@ -48,6 +53,46 @@ impl Sentinels {
         self.specs.len()
     }
 
+    /// Their addresses, none looked up yet.
+    pub fn addresses(&self) -> Addresses {
+        Addresses {
+            specs: self.specs.clone(),
+            lookups: self.specs.iter().map(|_| Lookup::default()).collect(),
+        }
+    }
+
+    /// Records the outcomes of a round that ended at wall time `now`.
+    pub fn record(&mut self, targets: &[Target], outcomes: &[Outcome], now: DateTime<Local>) {
+        for ((report, target), outcome) in self.reports.iter_mut().zip(targets).zip(outcomes) {
+            report.address = target.as_ref().ok().map(|(a, _)| *a);
+            match outcome {
+                Outcome::Answered(rtt) => {
+                    report.answered = true;
+                    report.last_rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                    report.last_answer = Some(now);
+                    report.silent_rounds = 0;
+                    report.problem = None;
+                }
+                Outcome::Silent(why) => {
+                    report.answered = false;
+                    report.silent_rounds += 1;
+                    report.problem = Some(why.clone());
+                }
+            }
+        }
+    }
+
+    pub fn reports(&self) -> &[SentinelReport] {
+        &self.reports
+    }
+
+    /// How many sentinels were silent in the last round.
+    pub fn silent_count(&self) -> usize {
+        self.reports.iter().filter(|r| !r.answered).count()
+    }
+}
+
+impl Addresses {
     /// The addresses to ping this round. The gateway is read from the route
     /// table; a host name uses the result of the last finished lookup (or
     /// the last good address when it failed) and a new lookup starts for the
@@ -87,35 +132,5 @@ impl Sentinels {
             });
         }
         out
-    }
-
-    /// Records the outcomes of a round that ended at wall time `now`.
-    pub fn record(&mut self, targets: &[Target], outcomes: &[Outcome], now: DateTime<Local>) {
-        for ((report, target), outcome) in self.reports.iter_mut().zip(targets).zip(outcomes) {
-            report.address = target.as_ref().ok().map(|(a, _)| *a);
-            match outcome {
-                Outcome::Answered(rtt) => {
-                    report.answered = true;
-                    report.last_rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
-                    report.last_answer = Some(now);
-                    report.silent_rounds = 0;
-                    report.problem = None;
-                }
-                Outcome::Silent(why) => {
-                    report.answered = false;
-                    report.silent_rounds += 1;
-                    report.problem = Some(why.clone());
-                }
-            }
-        }
-    }
-
-    pub fn reports(&self) -> &[SentinelReport] {
-        &self.reports
-    }
-
-    /// How many sentinels were silent in the last round.
-    pub fn silent_count(&self) -> usize {
-        self.reports.iter().filter(|r| !r.answered).count()
     }
 }

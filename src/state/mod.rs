@@ -12,7 +12,7 @@ use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Moment, PauseRecord, Saved, Status};
-use crate::sys::atomic_file::{WriteError, write_atomically};
+use crate::sys::atomic_file::{Sync, WriteError, write_atomically};
 
 const FILE_NAME: &str = "state.json";
 const VERSION: u32 = 1;
@@ -140,14 +140,25 @@ impl StateStore {
         Ok(Some(state))
     }
 
-    pub fn save(&self, state: &SavedState) -> Result<(), WriteError> {
+    /// The text of the file for `state`.
+    pub fn encode(&self, state: &SavedState) -> Result<String, WriteError> {
         let mut text = serde_json::to_string_pretty(state).map_err(|e| WriteError {
             path: self.path.clone(),
             what: "cannot encode the state",
             source: e.into(),
         })?;
         text.push('\n');
-        write_atomically(&self.path, text.as_bytes(), 0o644)
+        Ok(text)
+    }
+
+    /// Writes `text` (from `encode`) as the file.
+    pub fn write(&self, text: &str, sync: Sync) -> Result<(), WriteError> {
+        write_atomically(&self.path, text.as_bytes(), 0o644, sync)
+    }
+
+    #[cfg(test)]
+    pub fn save(&self, state: &SavedState, sync: Sync) -> Result<(), WriteError> {
+        self.write(&self.encode(state)?, sync)
     }
 }
 
@@ -186,14 +197,43 @@ mod tests {
         assert!(store.load().unwrap().is_none());
         let now = Local::now();
         let mut s = saved(Status::LowBattery, 0.25, now);
-        s.pause = Some(PauseRecord {
-            until: Some(now + TimeDelta::hours(1)),
-            by: "root".into(),
-            reason: Some("router firmware update".into()),
-            since: now,
-        });
-        store.save(&s).unwrap();
+        s.pause = Some(PauseRecord::new(
+            &s.saved().at,
+            Some(Duration::from_secs(3600)),
+            "root".into(),
+            Some("router firmware update".into()),
+        ));
+        store.save(&s, Sync::Durable).unwrap();
         assert_eq!(store.load().unwrap(), Some(s));
+    }
+
+    #[test]
+    fn a_state_file_of_0_1_0_with_a_pause_loads() {
+        // As fakeups 0.1.0 wrote it: the pause has no boot and no end on
+        // the boot clock, and goes by its wall time (core::pause).
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let text = r#"{
+  "version": 1,
+  "status": "OL",
+  "charge": 1.0,
+  "status_since": "2026-11-21T13:00:00+01:00",
+  "saved_at": "2026-11-21T14:00:00.123456789+01:00",
+  "boot_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+  "since_boot_ms": 1000000,
+  "pause": {
+    "until": "2026-11-21T16:00:00.123456789+01:00",
+    "by": "root",
+    "reason": "router firmware update",
+    "since": "2026-11-21T14:00:00.123456789+01:00"
+  }
+}
+"#;
+        fs::write(store.path(), text).unwrap();
+        let state = store.load().unwrap().expect("a state");
+        let pause = state.pause.expect("its pause");
+        assert_eq!(pause.reason.as_deref(), Some("router firmware update"));
+        assert_eq!((pause.boot_id, pause.until_since_boot_ms), (None, None));
     }
 
     #[test]
@@ -215,7 +255,7 @@ mod tests {
         let store = StateStore::new(dir.path());
         let mut s = saved(Status::Online, 1.0, Local::now());
         s.version = 9;
-        store.save(&s).unwrap();
+        store.save(&s, Sync::Durable).unwrap();
         assert!(
             store
                 .load()

@@ -11,6 +11,7 @@ use super::logging;
 #[derive(Debug, Default)]
 pub struct Notifier {
     last_status: String,
+    watchdogs: u64,
 }
 
 impl Notifier {
@@ -45,8 +46,15 @@ impl Notifier {
         }
     }
 
-    pub fn watchdog(&self) {
+    pub fn watchdog(&mut self) {
+        self.watchdogs += 1;
         send(&[NotifyState::Watchdog]);
+    }
+
+    /// How many WATCHDOG=1 were sent.
+    #[cfg(test)]
+    pub fn watchdogs(&self) -> u64 {
+        self.watchdogs
     }
 
     /// RELOADING=1 with the MONOTONIC_USEC that systemd 253 and later want.

@@ -17,6 +17,8 @@ Stages:
  3. scale      fakeups alone with 10, 100, 1000 sentinels at 1 s: CPU per
                round, round durations (perf), RSS, answers received.
  4. size       stripped binaries (amd64, arm64 when built), the .deb.
+ 5. crash, control, disk: faults of issue 11, an older build (--before)
+               beside this one; see faults.py.
 
 Prints one markdown report (machine, tables, targets) and writes it, with
 the raw figures as JSON, next to --out.
@@ -42,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (CLEANUP, STOP, FileWatch, NetNs, Nut, Tree, UpsdWatch,  # noqa: E402
                       cpu_ns, fakeups_config, kill, pause, perf_rounds, sh, spawn,
                       start_fakeups, status_field)
+import faults  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1024 * 1024
@@ -79,9 +82,11 @@ def parse_args():
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True, help="report path (.md; .json next to it)")
     p.add_argument("--smoke", action="store_true", help="2 trials, 10 sentinels, short stages")
-    p.add_argument("--only", help="comma-separated stages: latency,footprint,scale,size")
+    p.add_argument("--only", help="comma-separated stages: latency,footprint,scale,size,"
+                   "crash,control,disk")
     p.add_argument("--check-targets", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--seed", type=int, default=5, help="seed of the random phases")
+    faults.add_args(p)
     return p.parse_args()
 
 
@@ -581,6 +586,9 @@ def report(r, args, p):
                 lines.append(f"| {row['what']} | not measured: {row['note']} | |")
         lines.append("")
 
+    more, more_targets = faults.report(r, args)
+    lines += more
+    targets += more_targets
     lines += ["### Targets", ""]
     for what, met, detail in targets:
         lines.append(f"- {ok(met)}: {what} ({detail})")
@@ -590,7 +598,7 @@ def report(r, args, p):
 def main():
     args = parse_args()
     p = plan(args.smoke)
-    stages = (args.only or "latency,footprint,scale,size").split(",")
+    stages = (args.only or "latency,footprint,scale,size,crash,control,disk").split(",")
     # SIGTERM (run.sh's trap, a CI timeout) unwinds through the cleanup.
     def stop(*_):
         STOP.set()
@@ -608,6 +616,9 @@ def main():
             results["scale"] = stage_scale(args, p, args.workdir)
         if "size" in stages:
             results["size"] = stage_size(args)
+        for stage in faults.STAGES:
+            if stage in stages:
+                results[stage] = faults.run(stage, args, args.workdir)
     finally:
         CLEANUP.run_all()
     results["seconds"] = time.monotonic() - started

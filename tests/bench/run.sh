@@ -3,14 +3,15 @@
 # replaces (tests/bench/baseline.py), on real ICMP in network namespaces
 # and a real upsd. Prints one markdown report; see "Performance" in README.md.
 #
-#   sudo tests/bench/run.sh                  full run, about 11 minutes
+#   sudo tests/bench/run.sh                  full run, about 11 minutes (+ faults: 11, 22 with --before)
 #   sudo tests/bench/run.sh --smoke          2 trials, 10 sentinels, short stages (CI)
-#   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size
+#   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size,crash,control,disk
+#   sudo tests/bench/run.sh --only crash,control,disk --before OLD/fakeups   issue 11, OLD beside this build
 #   sudo tests/bench/run.sh --check-targets  exit 1 when a target of issue 5 is missed
 #
 # Needs root (namespaces, raw ICMP, perf). Installs what is missing with
 # apt-get (iputils-ping, nut-server, nut-client, iproute2, iptables,
-# linux-perf, python3, binutils), builds the release binaries (honours
+# linux-perf, python3, binutils, strace), builds the release binaries (honours
 # CARGO_TARGET_DIR) and, when the cross toolchain is there and this is not a
 # smoke run, the arm64 ones. Traffic stays on 127.0.0.1 and on veth pairs in
 # namespaces fub200..fub249 (10.231.0.0/16, blackhole-guarded).
@@ -25,14 +26,14 @@ smoke=false
 for a in "$@"; do
     case "$a" in
         --smoke) smoke=true ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     esac
 done
 
 # ---------------------------------------------------------------- tools
 # shellcheck source=packaging/apt.sh
 . packaging/apt.sh
-apt_install iputils-ping nut-server nut-client iproute2 iptables linux-perf python3 binutils
+apt_install iputils-ping nut-server nut-client iproute2 iptables linux-perf python3 binutils strace
 if ! command -v cargo >/dev/null 2>&1; then export PATH="$HOME/.cargo/bin:$PATH"; fi
 
 # Only one benchmark at a time: the namespace names are fixed.

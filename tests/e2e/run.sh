@@ -239,6 +239,10 @@ e2e_netns_restore "$E2E_NETNS"
 wait_for_output 10 OL ups_status fakeups || fail "no OL after restore"
 
 # ---------------------------------------------------------------- logrotate
+# Rotation only reopens the file (SIGUSR1): no reload, same pid (issue 12).
+journal=$(e2e_exec journalctl -u fakeups --no-pager -o cat 2>&1) || true
+reloads=$(grep -c '^configuration reloaded from' <<<"$journal" || true)
+rotate_pid=$(main_pid)
 in_ct logrotate --force /etc/logrotate.d/fakeups >/dev/null
 in_ct test -s /var/log/fakeups/fakeups.log.1 >/dev/null
 in_ct fakeupsctl pause --for 1m --reason "after rotation" >/dev/null
@@ -251,7 +255,13 @@ while :; do
     sleep 0.3
 done
 grep -q "Power lost" <<<"$rotated" && fail "the new log file holds old lines"
-ok "logrotate: fakeups.log.1 kept, new lines go to the new fakeups.log (reopened on SIGHUP)"
+grep -Eq '^\[[0-9T:-]{19}\] INFO: log file reopened on SIGUSR1$' <<<"$(head -n 1 <<<"$rotated")" ||
+    fail "the new log file does not start with the reopen on SIGUSR1: '$rotated'"
+journal=$(e2e_exec journalctl -u fakeups --no-pager -o cat 2>&1) || true
+[[ $(grep -c '^configuration reloaded from' <<<"$journal" || true) == "$reloads" ]] ||
+    fail "logrotate reloaded the configuration"
+[[ $(main_pid) == "$rotate_pid" ]] || fail "logrotate restarted the daemon"
+ok "logrotate: fakeups.log.1 kept, new lines go to the new fakeups.log (reopened on SIGUSR1, no reload, same pid)"
 
 # ---------------------------------------------------------------- watchdog
 pid=$(main_pid)

@@ -5,7 +5,12 @@
 
 mod check_config;
 mod control;
+mod control_load;
 mod daemon;
+mod faults;
+mod leftovers;
+mod logging;
 mod man_pages;
 mod privileges;
 mod support;
+mod wall_clock;

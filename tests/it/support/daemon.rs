@@ -85,6 +85,7 @@ pub struct Daemon {
     pub notify: NotifySocket,
     stderr_path: PathBuf,
     prefix: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -98,6 +99,12 @@ impl Daemon {
 
     /// The same, run through `prefix` (e.g. `ip netns exec NS`).
     pub fn start_with(dir: &Path, config: &str, prefix: &[&str]) -> Daemon {
+        Daemon::start_env(dir, config, prefix, &[])
+    }
+
+    /// The same, with variables added to its environment (e.g.
+    /// WATCHDOG_USEC, as systemd sets it).
+    pub fn start_env(dir: &Path, config: &str, prefix: &[&str], env: &[(&str, &str)]) -> Daemon {
         let path = dir.join("fakeups.toml");
         fs::write(&path, config).unwrap();
         let mut d = Daemon {
@@ -107,6 +114,10 @@ impl Daemon {
             notify: NotifySocket::bind(dir),
             stderr_path: dir.join("stderr.log"),
             prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d
@@ -130,6 +141,7 @@ impl Daemon {
             .arg(&self.config)
             .env("NOTIFY_SOCKET", &self.notify.path)
             .env_remove("JOURNAL_STREAM")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);

@@ -9,10 +9,13 @@
 
 pub mod ctl;
 pub mod daemon;
+pub mod faketime;
 pub mod logs;
 pub mod netns;
 pub mod notify;
 pub mod nut;
+pub mod strace;
+pub mod tmpfs;
 
 use std::ffi::OsString;
 use std::fs;
