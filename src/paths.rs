@@ -5,8 +5,17 @@
 pub const CONFIG: &str = "/etc/fakeups/fakeups.toml";
 /// The control socket (`control.socket`, `fakeupsctl --socket`).
 pub const CONTROL_SOCKET: &str = "/run/fakeups/control.sock";
-/// The file every dummy-ups section reads (`nut.data-file`).
-pub const DATA_FILE: &str = "/var/lib/fakeups/fakeups.dev";
+/// The file every dummy-ups section reads (`nut.data-file`). On the tmpfs
+/// of /run, in the unit's RuntimeDirectory: systemd keeps it across a
+/// restart and removes it when the service stops or fails for good, so
+/// dummy-ups exits and NUT stops serving a status nobody updates.
+pub const DATA_FILE: &str = "/run/fakeups/fakeups.dev";
+/// Where fakeups 0.1.0 wrote the data file, on disk: it outlived the daemon,
+/// and NUT served its last status for ever. Its configuration file spelled
+/// this path out, so a configuration kept from then still names it; it is
+/// read as [`DATA_FILE`], and the package leaves a symbolic link here to
+/// [`DATA_FILE`] for the NUT sections that still read it.
+pub const DATA_FILE_0_1: &str = "/var/lib/fakeups/fakeups.dev";
 /// Where the state that survives a restart is kept (`state-directory`).
 pub const STATE_DIRECTORY: &str = "/var/lib/fakeups";
 /// The monolog-format log file (`log.file`).

@@ -12,6 +12,8 @@ mod schema;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use crate::paths;
+
 pub use schema::{Battery, Config, Control, Detection, Log, Nut, Pause};
 
 use locate::{deep_key, line_col, locate_key};
@@ -108,7 +110,7 @@ impl Config {
     /// Parses and checks `text` without looking at the file system; `path`
     /// only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| match e.span() {
+        let mut config: Config = toml::from_str(text).map_err(|e| match e.span() {
             Some(span) => ConfigError::new(path, Some(line_col(text, span.start)), e.message()),
             // The parser gives no place when a dotted key is too deep.
             None => match deep_key(text) {
@@ -124,8 +126,23 @@ impl Config {
                 None => ConfigError::new(path, None, e.message().trim()),
             },
         })?;
+        config.nut.data_file = data_file_in_use(config.nut.data_file);
         check::check(&config).map_err(|problem| key_error(path, text, problem))?;
         Ok(config)
+    }
+}
+
+/// `nut.data-file` as the daemon uses it. fakeups 0.1.0 kept the data file
+/// on disk, where it outlived the daemon, and its configuration file spelled
+/// that path out; a configuration kept from then (edited, so dpkg kept it)
+/// still names it. It is read as today's default, on /run, which goes with
+/// the service; the package leaves a symbolic link at the old path for the
+/// NUT sections that still read it.
+fn data_file_in_use(path: PathBuf) -> PathBuf {
+    if path == Path::new(paths::DATA_FILE_0_1) {
+        PathBuf::from(paths::DATA_FILE)
+    } else {
+        path
     }
 }
 

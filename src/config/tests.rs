@@ -28,6 +28,17 @@ fn the_shipped_file_is_valid_and_documents_the_defaults() {
 }
 
 #[test]
+fn the_data_file_of_0_1_is_read_as_the_one_on_run() {
+    // fakeups 0.1.0's shipped file named its default, on disk.
+    let c = parse("[nut]\ndata-file = \"/var/lib/fakeups/fakeups.dev\"\n").unwrap();
+    assert_eq!(c.nut.data_file, Path::new("/run/fakeups/fakeups.dev"));
+    assert_eq!(c, Config::default());
+    // Any other place is taken as written.
+    let c = parse("[nut]\ndata-file = \"/var/lib/fakeups/other.dev\"\n").unwrap();
+    assert_eq!(c.nut.data_file, Path::new("/var/lib/fakeups/other.dev"));
+}
+
+#[test]
 fn full_example_parses() {
     let c = parse(
         r#"
@@ -355,8 +366,8 @@ fn paths_that_cannot_work_are_refused_without_the_file_system() {
             "nut.data-file: must not be empty",
         ),
         (
-            "[log]\nfile = \"/var/lib/fakeups/fakeups.dev\"".into(),
-            "log.file: \"/var/lib/fakeups/fakeups.dev\" is also nut.data-file",
+            "[log]\nfile = \"/run/fakeups/fakeups.dev\"".into(),
+            "log.file: \"/run/fakeups/fakeups.dev\" is also nut.data-file",
         ),
         (
             "state-directory = \"/run/fakeups\"\n[control]\nsocket = \"/run/fakeups/state.json\""

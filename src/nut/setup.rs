@@ -71,12 +71,9 @@ mod tests {
     #[test]
     fn fills_every_placeholder() {
         let p = Password::Known("s3cret".into());
-        let text = render(Path::new("/var/lib/fakeups/fakeups.dev"), &p);
+        let text = render(Path::new("/run/fakeups/fakeups.dev"), &p);
         assert!(!text.contains('@'), "{text}");
-        assert_eq!(
-            text.matches("port = /var/lib/fakeups/fakeups.dev").count(),
-            3
-        );
+        assert_eq!(text.matches("port = /run/fakeups/fakeups.dev").count(), 3);
         assert!(text.contains("[qnapups]") && text.contains("[ups]") && text.contains("[fakeups]"));
         assert!(text.contains("password = s3cret"));
         assert!(text.contains("MODE=netserver"));

@@ -245,6 +245,63 @@ e2e_build_rootfs() {
     e2e_log "built $release $arch rootfs in ${E2E_BUILD_SECONDS}s"
 }
 
+# ------------------------------------------------------------------ an older package
+
+# Prints the path of this machine's .deb as commit REV of the repository at
+# REPO built it: that commit's tree (git archive), built by its own
+# packaging/build-deb.sh --host. Built on first use under a lock and cached
+# in CACHE/debs/COMMIT-ARCH, outside the repository, as the rootfs trees
+# are; the build's log is CACHE/debs/COMMIT-ARCH.log. Fails when REPO does
+# not hold the commit (a shallow clone).
+e2e_old_deb() {
+    local repo=$1 rev=$2 commit arch cache dir lock rc=0
+    commit=$(git -C "$repo" rev-parse -q --verify "$rev^{commit}") ||
+        { e2e_die "$repo holds no commit $rev (a shallow clone?)"; return 1; }
+    arch=$(e2e_host_arch)
+    cache=$(e2e_cache_dir)/debs
+    dir=$cache/$commit-$arch
+    if ! compgen -G "$dir/*_$arch.deb" >/dev/null; then
+        mkdir -p "$cache"
+        exec {lock}>"$cache/.$commit-$arch.lock"
+        flock "$lock"
+        compgen -G "$dir/*_$arch.deb" >/dev/null || e2e_build_old_deb "$repo" "$commit" "$arch" "$dir" || rc=$?
+        exec {lock}>&-
+        ((rc == 0)) || return "$rc"
+    fi
+    compgen -G "$dir/*_$arch.deb"
+}
+
+# Builds the .deb of COMMIT for ARCH into DIR; call with its lock held.
+e2e_build_old_deb() {
+    local repo=$1 commit=$2 arch=$3 dir=$4 tmp log t0 deb
+    log=$dir.log
+    for tmp in "$dir".build.*; do [[ -e $tmp ]] && e2e_remove_tree "$tmp"; done
+    tmp=$(mktemp -d "$dir.build.XXXXXX")
+    e2e_log "building the $arch package of ${commit:0:7} (log: $log)"
+    t0=$(e2e_now)
+    # Its own target directory: the caller's CARGO_TARGET_DIR holds this
+    # tree's build, which the older one must not reuse or overwrite.
+    if ! (
+        set -euo pipefail
+        mkdir "$tmp/src"
+        git -C "$repo" archive --format=tar "$commit" | tar -x -C "$tmp/src"
+        cd "$tmp/src"
+        env -u CARGO_TARGET_DIR packaging/build-deb.sh --host
+    ) >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        e2e_remove_tree "$tmp"
+        e2e_die "building the package of ${commit:0:7} failed (log: $log)"
+        return 1
+    fi
+    deb=$(compgen -G "$tmp/src/target/debian/*_$arch.deb") || { e2e_die "no .deb in $tmp/src/target/debian"; return 1; }
+    mkdir -p "$dir.new"
+    cp "$deb" "$dir.new/"
+    rm -rf "$dir"
+    mv -T "$dir.new" "$dir"
+    e2e_remove_tree "$tmp"
+    e2e_log "built $(basename "$deb") from ${commit:0:7} in $(e2e_elapsed "$t0" "$(e2e_now)")s"
+}
+
 # ------------------------------------------------------------------ netns
 
 # Creates netns NAME with veth NAME-h (host, 10.231.INDEX.1/24) and NAME-n

@@ -6,7 +6,10 @@
 # `apt install` and nothing else, and checks what a user meets: the service,
 # NUT serving the three UPS names to the LAN, privileges, an outage, a pause,
 # the watchdog, a bad reload, and a purge that gives NUT back its files.
-# Then the same with a NUT configured before the install.
+# Then the same with a NUT configured before the install. Then, on this
+# machine's architecture, tests/e2e/frozen.sh in a fresh container: the
+# upgrade from 0.1.0 and what a real upsmon sees when fakeups stops, fails
+# or restarts.
 #
 # Usage (root): tests/e2e/run.sh bookworm|trixie path/to/fakeups_VERSION_ARCH.deb
 # shellcheck source-path=SCRIPTDIR
@@ -296,10 +299,11 @@ in_ct cp /var/tmp/fakeups.toml.good /etc/fakeups/fakeups.toml >/dev/null
 ok "a broken config: systemctl reload fails saying file:line:col, a SIGHUP is refused by the daemon; still active, same pid, still OL"
 
 # ---------------------------------------------------------------- remove, install again
-# remove deletes the data file, so the drivers exit and NUT serves no status
-# (rather than a last OL for ever). systemd starts them again only every
-# 15 s (Restart=always, RestartSec=15s in Debian's nut-driver@.service);
-# installing again restarts them at once, so OL is back well before that.
+# remove stops the service, and systemd removes /run/fakeups with the data
+# file, so the drivers exit and NUT serves no status (rather than a last OL
+# for ever). systemd starts them again only every 15 s (Restart=always,
+# RestartSec=15s in Debian's nut-driver@.service); installed again, the
+# unit's ExecStartPost starts them at once, so OL is back well before that.
 out=$(e2e_exec apt-get remove -y fakeups 2>&1) || fail "apt remove failed: $out"
 wait_for_output 15 "" ups_status fakeups || fail "NUT still serves a status after apt remove"
 mark
@@ -350,5 +354,17 @@ for f in nut.conf ups.conf upsd.users; do
     e2e_exec cmp "/etc/nut/$f" "/var/tmp/nut-pristine/$f" || fail "$f was not restored"
 done
 ok "an edited NUT file survives purge, its original kept as upsd.conf.fakeups-orig; the others restored"
+
+# ---------------------------------------------------------------- a stopped fakeups
+# In a fresh container of its own: the upgrade from 0.1.0 and a real upsmon
+# through stops, final failures, restarts and a remove (tests/e2e/frozen.sh).
+# On this machine's architecture only: under qemu-user it would add minutes
+# and prove nothing more about systemd and NUT.
+if e2e_foreign; then
+    info "tests/e2e/frozen.sh (upgrade from 0.1.0, upsmon) runs on $(e2e_host_arch) only"
+else
+    e2e_shutdown
+    "$here/frozen.sh" "$release" "$deb" || fail "tests/e2e/frozen.sh $release failed"
+fi
 
 echo "e2e[$release/$E2E_ARCH] PASS in $(e2e_elapsed "$t0" "$(e2e_now)")s (deb $(stat -c %s "$deb") bytes)"
