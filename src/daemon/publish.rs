@@ -11,6 +11,7 @@ use super::disk::{Disk, DiskEvent, FastBatch, SaveAck, SlowBatch};
 use super::{Daemon, runtime_store};
 use crate::core::{PauseRecord, Saved, Status};
 use crate::nut::DataFile;
+use crate::nut::lifetime::outlives_the_service;
 use crate::probe::Probe;
 use crate::state::{SavedState, StateStore};
 use crate::sys::logging;
@@ -120,6 +121,12 @@ impl<P: Probe> Daemon<P> {
                 });
             let check_access = data.is_some() && !self.out.data_checked;
             self.out.data_checked |= check_access;
+            if let Some(w) = check_access
+                .then(|| outlives_the_service(self.out.data.path()))
+                .flatten()
+            {
+                logging::warning(&w);
+            }
             self.out.disk.write_fast(FastBatch {
                 runtime_copy,
                 data,

@@ -13,15 +13,10 @@ use crate::paths::DATA_FILE;
 
 /// Why the data file at `path` will outlive the daemon, if it will: it is
 /// outside every directory systemd removes when the service stops (those of
-/// RuntimeDirectory=, which systemd passes in `$RUNTIME_DIRECTORY`).
-#[expect(
-    dead_code,
-    reason = "the daemon's publish step is to log it beside the check of user nut's access"
-)]
+/// RuntimeDirectory=, which systemd passes in `$RUNTIME_DIRECTORY`). Only
+/// asked under systemd: a daemon run by hand has no service to outlive.
 pub fn outlives_the_service(path: &Path) -> Option<String> {
-    let dirs: Vec<PathBuf> = env::var_os("RUNTIME_DIRECTORY")
-        .map(|v| env::split_paths(&v).collect())
-        .unwrap_or_default();
+    let dirs: Vec<PathBuf> = env::split_paths(&env::var_os("RUNTIME_DIRECTORY")?).collect();
     warning(path, &dirs)
 }
 
