@@ -84,9 +84,20 @@ impl Probe for Prober {
     /// gateway) is pinged once and its outcome shared: datagram ICMP sockets
     /// cannot tell two pings to one address apart. The outcomes come back in
     /// the order of `targets`.
+    ///
+    /// A target that has not answered is asked again within the same
+    /// deadline, on the schedule of [`Schedule::for_timeout`]: a lost echo
+    /// or reply no longer makes the round silent. Every attempt stays
+    /// awaited until the round ends, so a late reply to any of them counts
+    /// (with the round-trip time of that attempt). An ICMP error reply
+    /// (unreachable) or a failed send ends a target at once, silent, with
+    /// its text.
     async fn ping_all(&mut self, targets: &[Target], timeout: Duration) -> Vec<Outcome> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = PingSequence(self.seq);
+        let schedule = Schedule::for_timeout(timeout);
+        // Each attempt has a sequence number of its own, so the reply map
+        // keeps them apart; the next round starts after this round's.
+        let first_seq = self.seq;
+        self.seq = self.seq.wrapping_add(MAX_ATTEMPTS as u16);
         let mut outcomes: Vec<Outcome> = targets
             .iter()
             .map(|t| match t {
@@ -103,68 +114,183 @@ impl Probe for Prober {
                 None => distinct.push((*key, vec![i])),
             }
         }
-        let mut set = JoinSet::new();
-        // One deadline for the whole round bounds everything, the sends
-        // included (a full send buffer must not hold the round, and with it
-        // the watchdog). Each ping's own timer is set later than that, so
-        // that arming it never has to wake the timer driver: one timer and
-        // no wake-up a round instead of one per ping (measured: two eventfd
-        // writes per ping otherwise).
-        let batches = distinct.len().div_ceil(SEND_BATCH) as u32;
-        // The last batch goes out after the pauses (a little later on a busy
-        // machine: the slack), and waits `timeout` like the others.
-        let deadline = tokio::time::Instant::now()
-            + (SEND_BATCH_GAP + SEND_SLACK) * batches.saturating_sub(1)
-            + timeout;
+        // What each distinct address is pinged with; None once it has its
+        // outcome (or has no socket).
+        let mut open: Vec<Option<Attempt>> = Vec::with_capacity(distinct.len());
         for (n, ((addr, scope), users)) in distinct.iter().enumerate() {
-            let client = match (addr, &self.v4, &self.v6) {
-                (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => c.clone(),
+            match (addr, &self.v4, &self.v6) {
+                (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => open.push(Some(Attempt {
+                    client: c.clone(),
+                    addr: *addr,
+                    scope: *scope,
+                    ident: PingIdentifier(self.ident_base.wrapping_add(n as u16)),
+                    // Never fires within the round (see below).
+                    timeout: timeout * 2,
+                })),
                 (IpAddr::V4(_), Err(e), _) | (IpAddr::V6(_), _, Err(e)) => {
                     for &i in users {
                         outcomes[i] = Outcome::Silent(format!("no ICMP socket: {e}"));
                     }
-                    continue;
+                    open.push(None);
                 }
-            };
-            let ident = PingIdentifier(self.ident_base.wrapping_add(n as u16));
-            let (addr, scope) = (*addr, *scope);
-            // Sent in batches a millisecond apart, so that the replies to the
-            // first are read before the socket's receive buffer overflows
-            // (with hundreds of sentinels on a fast link it would). The pause
-            // is taken here, between batches, so a late wake-up never lets
-            // several batches go at once.
-            if n > 0 && n % SEND_BATCH == 0 {
-                tokio::time::sleep(SEND_BATCH_GAP).await;
             }
-            set.spawn(async move {
-                let mut pinger = client.pinger(addr, ident).await;
-                pinger.timeout(timeout * 2).scope_id(scope);
-                let outcome = match pinger.ping(seq, PAYLOAD).await {
-                    Ok((packet, rtt)) if is_echo_reply(&packet) => Outcome::Answered(rtt),
-                    Ok((packet, _)) => Outcome::Silent(icmp_error_text(&packet)),
-                    Err(surge_ping::SurgeError::Timeout { .. }) => {
-                        Outcome::Silent("no answer".into())
-                    }
-                    Err(e) => Outcome::Silent(e.to_string()),
-                };
-                (n, outcome)
-            });
         }
-        let collect = async {
-            while let Some(joined) = set.join_next().await {
-                if let Ok((n, outcome)) = joined {
+        let mut set = JoinSet::new();
+        // One deadline for the whole round bounds everything, the sends
+        // and the attempts again included (a full send buffer must not hold
+        // the round, and with it the watchdog). Each ping's own timer is set
+        // later than that, so that arming it never has to wake the timer
+        // driver: one timer and no wake-up a round instead of one per ping
+        // (measured: two eventfd writes per ping otherwise). That one timer
+        // is the round's `tick`: due at the next attempt, then at the
+        // deadline; a round where every target answers its first echo arms
+        // it once and drops it, as before attempts were repeated.
+        let batches = distinct.len().div_ceil(SEND_BATCH) as u32;
+        // The last batch goes out after the pauses (a little later on a busy
+        // machine: the slack), and waits `timeout` like the others.
+        let start = tokio::time::Instant::now();
+        let deadline = start + (SEND_BATCH_GAP + SEND_SLACK) * batches.saturating_sub(1) + timeout;
+        send_batched(&mut set, &open, PingSequence(first_seq), deadline).await;
+        let mut left = open.iter().filter(|a| a.is_some()).count();
+        let mut attempt: u32 = 1;
+        let tick = tokio::time::sleep_until(schedule.due(start, attempt, deadline));
+        tokio::pin!(tick);
+        while left > 0 {
+            tokio::select! {
+                biased;
+                Some(joined) = set.join_next(), if !set.is_empty() => {
+                    // A join error is a cancelled or failed attempt: the
+                    // target stays open for the next one.
+                    let Ok((n, Some(outcome))) = joined else { continue };
+                    if open.get_mut(n).and_then(Option::take).is_none() {
+                        continue; // already decided by another attempt
+                    }
+                    left -= 1;
                     if let Some((_, users)) = distinct.get(n) {
                         for &i in users {
                             outcomes[i] = outcome.clone();
                         }
                     }
                 }
+                () = &mut tick => {
+                    let now = tokio::time::Instant::now();
+                    if attempt >= schedule.attempts || now >= deadline {
+                        break;
+                    }
+                    let seq = PingSequence(first_seq.wrapping_add(attempt as u16));
+                    send_batched(&mut set, &open, seq, deadline).await;
+                    // After a stall, the attempts whose time has passed are
+                    // skipped rather than sent back to back.
+                    attempt = schedule.next_after(start, attempt, now);
+                    tick.as_mut().reset(schedule.due(start, attempt, deadline));
+                }
             }
-        };
-        // Pings still out at the deadline stay "no answer"; dropping the set
-        // cancels them.
-        let _ = tokio::time::timeout_at(deadline, collect).await;
+        }
+        // Attempts still out stay "no answer"; dropping the set cancels
+        // them.
         outcomes
+    }
+}
+
+/// Echo requests a target gets at most in one round.
+const MAX_ATTEMPTS: u32 = 5;
+/// The shortest time between two attempts to one target.
+const MIN_SPACING: Duration = Duration::from_millis(100);
+
+/// When a target that has not answered is asked again within a round: the
+/// first echo at once, then one every `spacing`, `attempts` in all, the
+/// last one `spacing` before the timeout so that its reply has time to come
+/// back. The spacing is the timeout divided by [`MAX_ATTEMPTS`], and never
+/// shorter than [`MIN_SPACING`]: far above a LAN's round-trip time, so that
+/// an attempt goes out again only when the echo or its reply was lost, not
+/// merely slow; and spread over the whole timeout, so that a short burst of
+/// loss does not take every attempt. A 500 ms timeout gives 5 attempts
+/// 100 ms apart, 1 s (the default) 5 attempts 200 ms apart, 250 ms 2
+/// attempts, 100 ms and less only the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Schedule {
+    attempts: u32,
+    spacing: Duration,
+}
+
+impl Schedule {
+    fn for_timeout(timeout: Duration) -> Schedule {
+        let spacing = (timeout / MAX_ATTEMPTS).max(MIN_SPACING);
+        let fit = timeout.as_nanos() / spacing.as_nanos();
+        Schedule {
+            attempts: fit.clamp(1, u128::from(MAX_ATTEMPTS)) as u32,
+            spacing,
+        }
+    }
+
+    /// When attempt `n` (0 is the first echo) is due, or the deadline once
+    /// none is left.
+    fn due(
+        &self,
+        start: tokio::time::Instant,
+        n: u32,
+        deadline: tokio::time::Instant,
+    ) -> tokio::time::Instant {
+        if n < self.attempts {
+            (start + self.spacing * n).min(deadline)
+        } else {
+            deadline
+        }
+    }
+
+    /// The attempt after `n` that is not yet due at `now`.
+    fn next_after(&self, start: tokio::time::Instant, n: u32, now: tokio::time::Instant) -> u32 {
+        let passed = now.saturating_duration_since(start).as_nanos() / self.spacing.as_nanos();
+        let passed = u32::try_from(passed).unwrap_or(u32::MAX);
+        (n + 1).max(passed.saturating_add(1))
+    }
+}
+
+/// One target's echo requests: which socket, where, and with what.
+struct Attempt {
+    client: Client,
+    addr: IpAddr,
+    scope: u32,
+    ident: PingIdentifier,
+    timeout: Duration,
+}
+
+/// Sends echo `seq` to every target still open, each in a task of `set`
+/// that ends with the target's outcome, or None when the attempt ran out.
+/// Sent in batches a millisecond apart, so that the replies to the first
+/// are read before the socket's receive buffer overflows (with hundreds of
+/// sentinels on a fast link it would). The pause is taken here, between
+/// batches, so a late wake-up never lets several batches go at once; no
+/// batch starts after `deadline`.
+async fn send_batched(
+    set: &mut JoinSet<(usize, Option<Outcome>)>,
+    open: &[Option<Attempt>],
+    seq: PingSequence,
+    deadline: tokio::time::Instant,
+) {
+    let mut sent = 0;
+    for (n, attempt) in open.iter().enumerate() {
+        let Some(a) = attempt else { continue };
+        if sent > 0 && sent % SEND_BATCH == 0 {
+            if tokio::time::Instant::now() + SEND_BATCH_GAP >= deadline {
+                return;
+            }
+            tokio::time::sleep(SEND_BATCH_GAP).await;
+        }
+        sent += 1;
+        let (client, addr, scope, ident, timeout) =
+            (a.client.clone(), a.addr, a.scope, a.ident, a.timeout);
+        set.spawn(async move {
+            let mut pinger = client.pinger(addr, ident).await;
+            pinger.timeout(timeout).scope_id(scope);
+            let outcome = match pinger.ping(seq, PAYLOAD).await {
+                Ok((packet, rtt)) if is_echo_reply(&packet) => Some(Outcome::Answered(rtt)),
+                Ok((packet, _)) => Some(Outcome::Silent(icmp_error_text(&packet))),
+                Err(surge_ping::SurgeError::Timeout { .. }) => None,
+                Err(e) => Some(Outcome::Silent(e.to_string())),
+            };
+            (n, outcome)
+        });
     }
 }
 
@@ -204,6 +330,63 @@ fn icmp_error_text(packet: &IcmpPacket) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn schedule(timeout_ms: u64) -> (u32, u64) {
+        let s = Schedule::for_timeout(MS * timeout_ms as u32);
+        (s.attempts, s.spacing.as_millis() as u64)
+    }
+
+    #[test]
+    fn attempts_are_spread_over_the_timeout_at_least_100_ms_apart_at_most_5() {
+        assert_eq!(schedule(500), (5, 100)); // the benchmark's timings
+        assert_eq!(schedule(1000), (5, 200)); // the default
+        assert_eq!(schedule(5000), (5, 1000));
+        assert_eq!(schedule(450), (4, 100));
+        assert_eq!(schedule(250), (2, 100));
+        assert_eq!(schedule(199), (1, 100));
+        assert_eq!(schedule(100), (1, 100));
+        assert_eq!(schedule(1), (1, 100));
+    }
+
+    #[test]
+    fn the_last_attempt_leaves_a_spacing_for_its_reply() {
+        for ms in (1..=3000).step_by(7) {
+            let timeout = MS * ms;
+            let s = Schedule::for_timeout(timeout);
+            assert!((1..=MAX_ATTEMPTS).contains(&s.attempts), "{ms} ms: {s:?}");
+            assert!(s.spacing >= MIN_SPACING, "{ms} ms: {s:?}");
+            if s.attempts > 1 {
+                assert!(s.spacing * s.attempts <= timeout, "{ms} ms: {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn attempts_are_due_on_time_then_the_deadline() {
+        let s = Schedule::for_timeout(MS * 500);
+        let start = tokio::time::Instant::now();
+        let deadline = start + MS * 500;
+        assert_eq!(s.due(start, 1, deadline), start + MS * 100);
+        assert_eq!(s.due(start, 4, deadline), start + MS * 400);
+        assert_eq!(s.due(start, 5, deadline), deadline);
+        // Never past the deadline, whatever the attempt.
+        let short = start + MS * 150;
+        assert_eq!(s.due(start, 2, short), short);
+    }
+
+    #[test]
+    fn a_late_tick_skips_the_attempts_whose_time_has_passed() {
+        let s = Schedule::for_timeout(MS * 500);
+        let start = tokio::time::Instant::now();
+        // On time: the next one.
+        assert_eq!(s.next_after(start, 1, start + MS * 100), 2);
+        assert_eq!(s.next_after(start, 1, start + MS * 130), 2);
+        // Attempt 1 went out 250 ms late: 2 and 3 are past, 4 is due at 400 ms.
+        assert_eq!(s.next_after(start, 1, start + MS * 350), 4);
+        assert_eq!(s.next_after(start, 1, start + MS * 250), 3);
+    }
 
     /// One ping for an address listed twice, against the loopback; a raw
     /// socket needs root, so this runs where the integration tests run.
