@@ -6,6 +6,7 @@
 mod check_config;
 mod control;
 mod daemon;
+mod loss;
 mod man_pages;
 mod privileges;
 mod support;
