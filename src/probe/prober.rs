@@ -206,7 +206,9 @@ const MIN_SPACING: Duration = Duration::from_millis(100);
 /// merely slow; and spread over the whole timeout, so that a short burst of
 /// loss does not take every attempt. A 500 ms timeout gives 5 attempts
 /// 100 ms apart, 1 s (the default) 5 attempts 200 ms apart, 250 ms 2
-/// attempts, 100 ms and less only the first.
+/// attempts, under 200 ms only the first. Every attempt after the first
+/// costs a wake-up of the round's timer, so only rounds with a silent
+/// target pay for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Schedule {
     attempts: u32,
