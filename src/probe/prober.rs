@@ -3,14 +3,21 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use surge_ping::{Client, Config as PingConfig, ICMP, IcmpPacket, PingIdentifier, PingSequence};
 use tokio::task::JoinSet;
 
 use super::{Outcome, Probe, Target};
 
-const PAYLOAD: &[u8] = b"fakeups sentinel";
+/// The data of an echo request: attempt n of a round sends the first
+/// `PAYLOAD_LEN + n` bytes. The reply carries them back, so its size says
+/// which attempt it answers (all of a round's share one sequence number).
+const PAYLOADS: &[u8] = b"fakeups sentinel....";
+const PAYLOAD_LEN: usize = 16;
+const _: () = assert!(PAYLOADS.len() == PAYLOAD_LEN + MAX_ATTEMPTS as usize - 1);
+/// The ICMP echo header (type, code, checksum, identifier, sequence).
+const ECHO_HEADER: usize = 8;
 /// Pings sent at once, before a pause of `SEND_BATCH_GAP`.
 const SEND_BATCH: usize = 64;
 const SEND_BATCH_GAP: Duration = Duration::from_millis(1);
@@ -94,10 +101,8 @@ impl Probe for Prober {
     /// its text.
     async fn ping_all(&mut self, targets: &[Target], timeout: Duration) -> Vec<Outcome> {
         let schedule = Schedule::for_timeout(timeout);
-        // Each attempt has a sequence number of its own, so the reply map
-        // keeps them apart; the next round starts after this round's.
-        let first_seq = self.seq;
-        self.seq = self.seq.wrapping_add(MAX_ATTEMPTS as u16);
+        self.seq = self.seq.wrapping_add(1);
+        let seq = PingSequence(self.seq);
         let mut outcomes: Vec<Outcome> = targets
             .iter()
             .map(|t| match t {
@@ -114,18 +119,17 @@ impl Probe for Prober {
                 None => distinct.push((*key, vec![i])),
             }
         }
-        // What each distinct address is pinged with; None once it has its
-        // outcome (or has no socket).
-        let mut open: Vec<Option<Attempt>> = Vec::with_capacity(distinct.len());
+        // Each distinct address still waiting for its outcome; None once it
+        // has one (or has no socket).
+        let mut open: Vec<Option<Open>> = Vec::with_capacity(distinct.len());
         for (n, ((addr, scope), users)) in distinct.iter().enumerate() {
             match (addr, &self.v4, &self.v6) {
-                (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => open.push(Some(Attempt {
+                (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => open.push(Some(Open {
                     client: c.clone(),
                     addr: *addr,
                     scope: *scope,
                     ident: PingIdentifier(self.ident_base.wrapping_add(n as u16)),
-                    // Never fires within the round (see below).
-                    timeout: timeout * 2,
+                    sent: [None; MAX_ATTEMPTS as usize],
                 })),
                 (IpAddr::V4(_), Err(e), _) | (IpAddr::V6(_), _, Err(e)) => {
                     for &i in users {
@@ -135,59 +139,120 @@ impl Probe for Prober {
                 }
             }
         }
+        let mut left = open.iter().filter(|o| o.is_some()).count();
         let mut set = JoinSet::new();
         // One deadline for the whole round bounds everything, the sends
-        // and the attempts again included (a full send buffer must not hold
-        // the round, and with it the watchdog). Each ping's own timer is set
-        // later than that, so that arming it never has to wake the timer
-        // driver: one timer and no wake-up a round instead of one per ping
-        // (measured: two eventfd writes per ping otherwise). That one timer
-        // is the round's `tick`: due at the next attempt, then at the
-        // deadline; a round where every target answers its first echo arms
-        // it once and drops it, as before attempts were repeated.
+        // included (a full send buffer must not hold the round, and with it
+        // the watchdog). Each ping's own timer is set later than that, so
+        // that arming it never has to wake the timer driver: one timer and
+        // no wake-up a round instead of one per ping (measured: two eventfd
+        // writes per ping otherwise). That one timer is the round's `tick`,
+        // due at the next attempt, then at the deadline: a round where every
+        // address answers its first echo arms it once and drops it.
         let batches = distinct.len().div_ceil(SEND_BATCH) as u32;
         // The last batch goes out after the pauses (a little later on a busy
         // machine: the slack), and waits `timeout` like the others.
         let start = tokio::time::Instant::now();
         let deadline = start + (SEND_BATCH_GAP + SEND_SLACK) * batches.saturating_sub(1) + timeout;
-        send_batched(&mut set, &open, PingSequence(first_seq), deadline).await;
-        let mut left = open.iter().filter(|a| a.is_some()).count();
+        // The first echo: one task per address, which waits for a reply to
+        // any of the round's echoes (they share the sequence number), so a
+        // repeated echo costs a send and nothing else.
+        let mut sent = 0;
+        for (n, target) in open.iter().enumerate() {
+            let Some(t) = target else { continue };
+            pause_before(sent).await;
+            sent += 1;
+            let (client, addr, scope, ident) = (t.client.clone(), t.addr, t.scope, t.ident);
+            set.spawn(async move {
+                let mut pinger = client.pinger(addr, ident).await;
+                pinger.timeout(timeout * 2).scope_id(scope);
+                let before = Instant::now();
+                let reply = match pinger.ping(seq, payload(0)).await {
+                    Ok((packet, rtt)) if is_echo_reply(&packet) => Reply::Echo {
+                        attempt: attempt_of(icmp_size(&packet)),
+                        rtt,
+                        at: before + rtt,
+                    },
+                    Ok((packet, _)) => Reply::Final(Outcome::Silent(icmp_error_text(&packet))),
+                    Err(surge_ping::SurgeError::Timeout { .. }) => Reply::None,
+                    Err(e) => Reply::Final(Outcome::Silent(e.to_string())),
+                };
+                (n, reply)
+            });
+        }
         let mut attempt: u32 = 1;
         let tick = tokio::time::sleep_until(schedule.due(start, attempt, deadline));
         tokio::pin!(tick);
         while left > 0 {
-            tokio::select! {
+            let (n, outcome) = tokio::select! {
                 biased;
                 Some(joined) = set.join_next(), if !set.is_empty() => {
-                    // A join error is a cancelled or failed attempt: the
-                    // target stays open for the next one.
-                    let Ok((n, Some(outcome))) = joined else { continue };
-                    if open.get_mut(n).and_then(Option::take).is_none() {
-                        continue; // already decided by another attempt
-                    }
-                    left -= 1;
-                    if let Some((_, users)) = distinct.get(n) {
-                        for &i in users {
-                            outcomes[i] = outcome.clone();
+                    // A join error is a cancelled or failed task: its address
+                    // stays open until the deadline.
+                    let Ok((n, reply)) = joined else { continue };
+                    let outcome = match reply {
+                        Reply::Echo { attempt, rtt, at } => {
+                            // Timed from the echo it answers, when that was
+                            // a repeated one.
+                            let sent = attempt
+                                .filter(|&a| a > 0)
+                                .and_then(|a| open.get(n)?.as_ref()?.sent[a as usize]);
+                            Outcome::Answered(sent.map_or(rtt, |t| at.saturating_duration_since(t)))
                         }
-                    }
+                        Reply::Final(outcome) => outcome,
+                        Reply::None => continue,
+                    };
+                    (n, outcome)
                 }
                 () = &mut tick => {
                     let now = tokio::time::Instant::now();
                     if attempt >= schedule.attempts || now >= deadline {
                         break;
                     }
-                    let seq = PingSequence(first_seq.wrapping_add(attempt as u16));
-                    send_batched(&mut set, &open, seq, deadline).await;
+                    // The echo again to every address still silent; a send
+                    // that fails ends its address as a failed first send does.
+                    let mut sent = 0;
+                    for (n, target) in open.iter_mut().enumerate() {
+                        let Some(t) = target else { continue };
+                        if pause_before(sent).await && tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        sent += 1;
+                        let mut pinger = t.client.pinger(t.addr, t.ident).await;
+                        pinger.scope_id(t.scope);
+                        let at = Instant::now();
+                        match pinger.send_ping(seq, payload(attempt)).await {
+                            Ok(()) => t.sent[attempt as usize] = Some(at),
+                            Err(e) => {
+                                *target = None;
+                                left -= 1;
+                                if let Some((_, users)) = distinct.get(n) {
+                                    for &i in users {
+                                        outcomes[i] = Outcome::Silent(e.to_string());
+                                    }
+                                }
+                            }
+                        }
+                    }
                     // After a stall, the attempts whose time has passed are
                     // skipped rather than sent back to back.
                     attempt = schedule.next_after(start, attempt, now);
                     tick.as_mut().reset(schedule.due(start, attempt, deadline));
+                    continue;
+                }
+            };
+            if open.get_mut(n).and_then(Option::take).is_none() {
+                continue; // ended already (a failed send)
+            }
+            left -= 1;
+            if let Some((_, users)) = distinct.get(n) {
+                for &i in users {
+                    outcomes[i] = outcome.clone();
                 }
             }
         }
-        // Attempts still out stay "no answer"; dropping the set cancels
-        // them.
+        // Pings still out at the deadline stay "no answer"; dropping the set
+        // cancels them.
         outcomes
     }
 }
@@ -248,51 +313,61 @@ impl Schedule {
     }
 }
 
-/// One target's echo requests: which socket, where, and with what.
-struct Attempt {
+/// An address of the round still waiting for its outcome: what its echoes
+/// go out with, and when each repeated one went out.
+struct Open {
     client: Client,
     addr: IpAddr,
     scope: u32,
     ident: PingIdentifier,
-    timeout: Duration,
+    sent: [Option<Instant>; MAX_ATTEMPTS as usize],
 }
 
-/// Sends echo `seq` to every target still open, each in a task of `set`
-/// that ends with the target's outcome, or None when the attempt ran out.
-/// Sent in batches a millisecond apart, so that the replies to the first
-/// are read before the socket's receive buffer overflows (with hundreds of
-/// sentinels on a fast link it would). The pause is taken here, between
-/// batches, so a late wake-up never lets several batches go at once; no
-/// batch starts after `deadline`.
-async fn send_batched(
-    set: &mut JoinSet<(usize, Option<Outcome>)>,
-    open: &[Option<Attempt>],
-    seq: PingSequence,
-    deadline: tokio::time::Instant,
-) {
-    let mut sent = 0;
-    for (n, attempt) in open.iter().enumerate() {
-        let Some(a) = attempt else { continue };
-        if sent > 0 && sent % SEND_BATCH == 0 {
-            if tokio::time::Instant::now() + SEND_BATCH_GAP >= deadline {
-                return;
-            }
-            tokio::time::sleep(SEND_BATCH_GAP).await;
-        }
-        sent += 1;
-        let (client, addr, scope, ident, timeout) =
-            (a.client.clone(), a.addr, a.scope, a.ident, a.timeout);
-        set.spawn(async move {
-            let mut pinger = client.pinger(addr, ident).await;
-            pinger.timeout(timeout).scope_id(scope);
-            let outcome = match pinger.ping(seq, PAYLOAD).await {
-                Ok((packet, rtt)) if is_echo_reply(&packet) => Some(Outcome::Answered(rtt)),
-                Ok((packet, _)) => Some(Outcome::Silent(icmp_error_text(&packet))),
-                Err(surge_ping::SurgeError::Timeout { .. }) => None,
-                Err(e) => Some(Outcome::Silent(e.to_string())),
-            };
-            (n, outcome)
-        });
+/// What the task of an address got for the round's echoes.
+enum Reply {
+    /// An echo reply: to which attempt (None when its size matches none),
+    /// the time since the first echo went out, and when it came.
+    Echo {
+        attempt: Option<u32>,
+        rtt: Duration,
+        at: Instant,
+    },
+    /// An ICMP error, or the first echo could not be sent: the outcome.
+    Final(Outcome),
+    /// Nothing within the ping's own timeout (later than the deadline).
+    None,
+}
+
+/// Before the `sent`-th echo of a wave: a pause of `SEND_BATCH_GAP` after
+/// every `SEND_BATCH`, so that the replies to the first are read before the
+/// socket's receive buffer overflows (with hundreds of sentinels on a fast
+/// link it would). The pause is taken here, between batches, so a late
+/// wake-up never lets several batches go at once. Says whether it paused.
+async fn pause_before(sent: usize) -> bool {
+    if sent > 0 && sent % SEND_BATCH == 0 {
+        tokio::time::sleep(SEND_BATCH_GAP).await;
+        return true;
+    }
+    false
+}
+
+/// The data attempt `n` sends.
+fn payload(n: u32) -> &'static [u8] {
+    let len = (PAYLOAD_LEN + n as usize).min(PAYLOADS.len());
+    &PAYLOADS[..len]
+}
+
+/// Which attempt an echo reply of `size` bytes (ICMP header and data)
+/// answers, from the length of its data; None for a size no attempt sends.
+fn attempt_of(size: usize) -> Option<u32> {
+    let extra = size.checked_sub(ECHO_HEADER + PAYLOAD_LEN)?;
+    u32::try_from(extra).ok().filter(|&n| n < MAX_ATTEMPTS)
+}
+
+fn icmp_size(packet: &IcmpPacket) -> usize {
+    match packet {
+        IcmpPacket::V4(p) => p.get_size(),
+        IcmpPacket::V6(p) => p.get_size(),
     }
 }
 
@@ -388,6 +463,20 @@ mod tests {
         // Attempt 1 went out 250 ms late: 2 and 3 are past, 4 is due at 400 ms.
         assert_eq!(s.next_after(start, 1, start + MS * 350), 4);
         assert_eq!(s.next_after(start, 1, start + MS * 250), 3);
+    }
+
+    #[test]
+    fn each_attempt_sends_its_own_length_and_a_reply_says_which_it_answers() {
+        for n in 0..MAX_ATTEMPTS {
+            let data = payload(n);
+            assert!(data.starts_with(b"fakeups sentinel"));
+            assert_eq!(attempt_of(ECHO_HEADER + data.len()), Some(n));
+        }
+        // A reply of another size (another program's, a truncated one)
+        // answers no attempt: it is timed from the first echo.
+        assert_eq!(attempt_of(ECHO_HEADER + PAYLOAD_LEN - 1), None);
+        assert_eq!(attempt_of(ECHO_HEADER + PAYLOAD_LEN + 5), None);
+        assert_eq!(attempt_of(0), None);
     }
 
     /// One ping for an address listed twice, against the loopback; a raw
