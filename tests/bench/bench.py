@@ -4,7 +4,7 @@ replaces (baseline.py), on real ICMP in network namespaces and a real upsd.
 Run it through run.sh, which builds the binaries, installs what is missing
 and cleans up after a hard kill:
 
-    sudo tests/bench/run.sh            # the full run, about 11 minutes
+    sudo tests/bench/run.sh            # the full run, about 55 minutes (loss: 42)
     sudo tests/bench/run.sh --smoke    # 2 trials, 10 sentinels, short stages
 
 Stages:
@@ -17,7 +17,11 @@ Stages:
  3. scale      fakeups alone with 10, 100, 1000 sentinels at 1 s: CPU per
                round, round durations (perf), RSS, answers received.
  4. size       stripped binaries (amd64, arm64 when built), the .deb.
- 5. crash, control, disk: faults of issue 11, an older build (--before)
+ 5. loss       one sentinel whose namespace drops echo requests at random
+               (30 % and 50 %, 20 minutes each): false OB per hour, then the
+               OB latency of a real cut (its link down) at each level. With
+               --before OLD, that binary runs beside this one, at once.
+ 6. crash, control, disk: faults of issue 11, an older build (--before)
                beside this one; see faults.py.
 
 Prints one markdown report (machine, tables, targets) and writes it, with
@@ -46,6 +50,8 @@ from benchlib import (CLEANUP, STOP, FileWatch, NetNs, Nut, Tree, UpsdWatch,  # 
                       start_fakeups, status_field)
 import faults  # noqa: E402
 
+STAGES = "latency,footprint,scale,size,loss," + ",".join(faults.STAGES)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1024 * 1024
 UPS_NAMES = ["fakeups", "qnapups", "ups"]
@@ -68,7 +74,14 @@ SIZE_TARGET = 3 * MIB        # each binary
 
 # Namespace indexes (200-249 are the benchmark's): scale uses 200 and routes
 # 10.231.204.0/22 through it; latency 210 and 211; footprint 212, routing
-# 10.231.213.0/24 through it.
+# 10.231.213.0/24 through it; loss 220 (--before) and 221.
+
+# The loss stage's timings (those of issue 11's soak): one sentinel, and
+# the status the shipped battery settings give.
+LOSS_INTERVAL, LOSS_TIMEOUT = 1.0, 0.5
+LOSS_ON_BATTERY_AFTER, LOSS_ONLINE_AFTER = 5.0, 5.0
+LOSS_RUNTIME, LOSS_LOW_RUNTIME = "5m", "3m"
+LOSS_SLACK = 0.2             # s over the detection window, to the data file
 
 
 def parse_args():
@@ -82,19 +95,36 @@ def parse_args():
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True, help="report path (.md; .json next to it)")
     p.add_argument("--smoke", action="store_true", help="2 trials, 10 sentinels, short stages")
-    p.add_argument("--only", help="comma-separated stages: latency,footprint,scale,size,"
-                   "crash,control,disk")
+    p.add_argument("--only", help=f"comma-separated stages: {STAGES}")
     p.add_argument("--check-targets", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--seed", type=int, default=5, help="seed of the random phases")
+    p.add_argument("--before", help="loss and fault stages: an older fakeups daemon binary "
+                   "(e.g. a release build of 0.1.0), run beside this one; its fakeupsctl "
+                   "beside it")
+    p.add_argument("--loss-minutes", type=float,
+                   help="loss stage: minutes of soak per loss level (default 20; smoke 0.25)")
+    p.add_argument("--loss-levels", default="30,50",
+                   help="loss stage: percentages of echo requests dropped (default 30,50)")
+    p.add_argument("--loss-cuts", type=int,
+                   help="loss stage: real cuts timed per level (default 5; smoke 1)")
     faults.add_args(p)
     return p.parse_args()
 
 
-def plan(smoke):
+def plan(smoke, args=None):
     if smoke:
-        return {"trials": 2, "footprint_s": 10, "sizes": [10], "scale_s": 5, "silent_s": 5}
-    return {"trials": 20, "footprint_s": 60, "sizes": [10, 100, 1000], "scale_s": 30,
-            "silent_s": 15}
+        p = {"trials": 2, "footprint_s": 10, "sizes": [10], "scale_s": 5, "silent_s": 5,
+             "loss_minutes": 0.25, "loss_cuts": 1}
+    else:
+        p = {"trials": 20, "footprint_s": 60, "sizes": [10, 100, 1000], "scale_s": 30,
+             "silent_s": 15, "loss_minutes": 20.0, "loss_cuts": 5}
+    if args is not None:
+        if args.loss_minutes is not None:
+            p["loss_minutes"] = args.loss_minutes
+        if args.loss_cuts is not None:
+            p["loss_cuts"] = args.loss_cuts
+        p["loss_levels"] = [float(x) / 100 for x in args.loss_levels.split(",") if x.strip()]
+    return p
 
 
 def log(msg):
@@ -376,6 +406,131 @@ def stage_size(args):
     return rows
 
 
+# ------------------------------------------------------------------ 5. loss
+
+ROUND_DONE = re.compile(r"DEBUG: round done in [\d.]+ ms: (\d+)/(\d+) sentinel")
+
+
+def log_counts(text):
+    """What a stretch of the daemon's log says: rounds, silent rounds,
+    transitions."""
+    rounds = [m for m in ROUND_DONE.finditer(text)]
+    return {"rounds": len(rounds),
+            "silent_rounds": sum(m.group(1) != "0" for m in rounds),
+            "power_lost": text.count("Power lost - switching to OB"),
+            "battery_low": text.count("Battery critically low - switching to OB LB"),
+            "restored": text.count("INFO: Power restored")}
+
+
+def first_on_battery(watch, since, timeout):
+    """Time of the first OB or OB LB in the data file at or after `since`."""
+    end = time.monotonic() + timeout
+    while True:
+        with watch._lock:
+            for t, v in watch.changes:
+                if t >= since and v in ("OB", "OB LB"):
+                    return t
+        if time.monotonic() > end:
+            return None
+        pause(0.01)
+
+
+def wait_online(watch, timeout):
+    """Waits until the data file says OL; False after `timeout`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if watch.changes and watch.changes[-1][1] == "OL":
+            return True
+        pause(0.05)
+    return False
+
+
+def loss_run(binary, label, index, p, base, rng):
+    """One daemon and its sentinel through every loss level: a soak with the
+    sentinel up, then real cuts, each timed from the link going down to OB
+    in the data file."""
+    d = workdir(base, f"loss-{label}")
+    ns = NetNs(index)
+    cfg = fakeups_config(d, [ns.peer_ip], interval=f"{LOSS_INTERVAL:g}s",
+                         timeout=f"{int(LOSS_TIMEOUT * 1000)}ms",
+                         on_battery_after=f"{LOSS_ON_BATTERY_AFTER:g}s",
+                         online_after=f"{LOSS_ONLINE_AFTER:g}s",
+                         runtime=LOSS_RUNTIME, low_runtime=LOSS_LOW_RUNTIME, level="debug")
+    logfile = f"{d}/log/fakeups.log"
+    daemon, notify = start_fakeups(binary, d, cfg)
+    watch = FileWatch(f"{d}/lib/fakeups.dev")
+    out = []
+
+    def log_size():
+        return os.path.getsize(logfile)
+
+    def log_since(offset):
+        with open(logfile, errors="replace") as f:
+            f.seek(offset)
+            return f.read()
+
+    try:
+        for level in p["loss_levels"]:
+            if not wait_online(watch, 60):
+                raise RuntimeError(f"{label}: not OL before the soak at {level:.0%}")
+            ns.drop_randomly(level)
+            log(f"loss {label} {level:.0%}: soak of {p['loss_minutes']:g} min")
+            at, t0 = log_size(), time.monotonic()
+            pause(p["loss_minutes"] * 60)
+            soak = log_counts(log_since(at))
+            soak["seconds"] = time.monotonic() - t0
+            cuts, waits = [], []
+            while len(cuts) < p["loss_cuts"]:
+                # A cut is timed from OL: after a false OB (or the last
+                # restore), wait for the sentinel to be seen back.
+                w0 = time.monotonic()
+                if not wait_online(watch, 600):
+                    raise RuntimeError(f"{label}: not OL within 10 min at {level:.0%}")
+                waits.append(time.monotonic() - w0)
+                pause(rng.uniform(0.5, 1.5))
+                if watch.changes[-1][1] != "OL":
+                    continue  # a false OB came first: not a cut from OL
+                t = time.monotonic()
+                ns.link_down()
+                seen = first_on_battery(watch, t, LOSS_ON_BATTERY_AFTER + 30)
+                ns.link_up()
+                if seen is None:
+                    raise RuntimeError(f"{label}: no OB within 30 s of cut {len(cuts) + 1} "
+                                       f"at {level:.0%}; changes: {watch.changes[-5:]}")
+                cuts.append(seen - t)
+            ns.stop_dropping(level)
+            log(f"loss {label} {level:.0%}: {soak['power_lost']} false OB, "
+                f"{soak['silent_rounds']}/{soak['rounds']} silent rounds; cuts "
+                f"{', '.join(f'{c:.2f} s' for c in cuts)}")
+            out.append({"loss": level, "soak": soak, "cuts": cuts, "waits_for_ol": waits})
+        return {"binary": binary, "levels": out}
+    finally:
+        watch.stop()
+        kill(daemon)
+        notify.close()
+        ns.delete()
+
+
+def stage_loss(args, p, base):
+    runs = [("after", args.fakeups, 221)]
+    if args.before:
+        runs.insert(0, ("before", args.before, 220))
+    log(f"loss: {', '.join(f'{x:.0%}' for x in p['loss_levels'])} for "
+        f"{p['loss_minutes']:g} min each, then {p['loss_cuts']} cut(s); "
+        f"{' and '.join(r[0] for r in runs)} at once")
+    pool = concurrent.futures.ThreadPoolExecutor(len(runs))
+    try:
+        futures = {label: pool.submit(loss_run, binary, label, index, p, base,
+                                      random.Random(args.seed + index))
+                   for label, binary, index in runs}
+        return {label: f.result() for label, f in futures.items()}
+    except BaseException:
+        STOP.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 # ------------------------------------------------------------------ report
 
 def machine():
@@ -586,6 +741,63 @@ def report(r, args, p):
                 lines.append(f"| {row['what']} | not measured: {row['note']} | |")
         lines.append("")
 
+    lo = r.get("loss")
+    if lo:
+        labels = [x for x in ("before", "after") if x in lo]
+        window = LOSS_ON_BATTERY_AFTER + LOSS_INTERVAL + LOSS_TIMEOUT
+        lines += [f"### 5. Packet loss (one sentinel, interval {LOSS_INTERVAL:g} s, timeout "
+                  f"{LOSS_TIMEOUT * 1000:.0f} ms, on-battery-after {LOSS_ON_BATTERY_AFTER:g} s, "
+                  f"online-after {LOSS_ONLINE_AFTER:g} s, runtime {LOSS_RUNTIME}, low-runtime "
+                  f"{LOSS_LOW_RUNTIME}; {p['loss_minutes']:g} min per level"
+                  f"{', before and after at once' if len(labels) > 1 else ''})", "",
+                  "| loss | binary | soak | false OB | false OB per hour | OB LB | silent rounds "
+                  "| OB latency of a real cut (to the data file): median (min-max) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        by = {x: {lv["loss"]: lv for lv in lo[x]["levels"]} for x in labels}
+        for level in p["loss_levels"]:
+            for x in labels:
+                lv = by[x].get(level)
+                if lv is None:
+                    continue
+                sk, c = lv["soak"], lv["cuts"]
+                hours = sk["seconds"] / 3600
+                lat = (f"{s2(statistics.median(c))} ({s2(min(c))}-{s2(max(c))}), {len(c)} cut(s)"
+                       if c else "-")
+                share = sk["silent_rounds"] / sk["rounds"] if sk["rounds"] else 0
+                lines.append(f"| {level:.0%} | {x} | {sk['seconds'] / 60:.1f} min | "
+                             f"{sk['power_lost']} | {sk['power_lost'] / hours:.1f} | "
+                             f"{sk['battery_low']} | {sk['silent_rounds']}/{sk['rounds']} "
+                             f"({share:.1%}) | {lat} |")
+            if len(labels) > 1 and level in by["before"] and level in by["after"]:
+                b, a = by["before"][level], by["after"][level]
+                hb = b["soak"]["seconds"] / 3600
+                ha = a["soak"]["seconds"] / 3600
+                fb, fa = b["soak"]["power_lost"] / hb, a["soak"]["power_lost"] / ha
+                ratio_ob = f"{fa / fb:.2f}×" if fb else "-"
+                ratio_lat = (f"{statistics.median(a['cuts']) / statistics.median(b['cuts']):.2f}×"
+                             if a["cuts"] and b["cuts"] else "-")
+                lines.append(f"| {level:.0%} | after / before | | | {ratio_ob} | | | "
+                             f"median {ratio_lat} |")
+        lines += ["", f"Loss: iptables `statistic --mode random` drops that share of the echo "
+                  f"requests reaching the sentinel's namespace. False OB: \"Power lost\" in the "
+                  f"daemon's log while the sentinel was up. Silent rounds: rounds that ended with "
+                  f"the sentinel silent (the daemon's debug log). A real cut: the sentinel's link "
+                  f"goes down a random 0.5-1.5 s after the daemon shows OL, the loss still on; "
+                  f"its detection window to the data file is on-battery-after + interval + "
+                  f"timeout = {window:g} s. Binaries: "
+                  + "; ".join(f"{x} {lo[x]['binary']}" for x in labels) + ".", ""]
+        for level in p["loss_levels"]:
+            a = by.get("after", {}).get(level)
+            if a is None:
+                continue
+            targets.append((f"loss {level:.0%}: no false OB (after)", a["soak"]["power_lost"] == 0,
+                            f"{a['soak']['power_lost']} in {a['soak']['seconds'] / 60:.1f} min"))
+            if a["cuts"]:
+                targets.append((f"loss {level:.0%}: every cut OB in the data file within the "
+                                f"detection window + {LOSS_SLACK:g} s = {window + LOSS_SLACK:g} s "
+                                f"(after)", max(a["cuts"]) <= window + LOSS_SLACK,
+                                f"max {s2(max(a['cuts']))}"))
+
     more, more_targets = faults.report(r, args)
     lines += more
     targets += more_targets
@@ -597,8 +809,12 @@ def report(r, args, p):
 
 def main():
     args = parse_args()
-    p = plan(args.smoke)
-    stages = (args.only or "latency,footprint,scale,size,crash,control,disk").split(",")
+    p = plan(args.smoke, args)
+    stages = (args.only or STAGES).split(",")
+    unknown = set(stages) - set(STAGES.split(","))
+    if unknown:
+        raise SystemExit(f"bench.py: unknown stage(s) {', '.join(sorted(unknown))}; "
+                         f"stages: {STAGES}")
     # SIGTERM (run.sh's trap, a CI timeout) unwinds through the cleanup.
     def stop(*_):
         STOP.set()
@@ -616,6 +832,8 @@ def main():
             results["scale"] = stage_scale(args, p, args.workdir)
         if "size" in stages:
             results["size"] = stage_size(args)
+        if "loss" in stages:
+            results["loss"] = stage_loss(args, p, args.workdir)
         for stage in faults.STAGES:
             if stage in stages:
                 results[stage] = faults.run(stage, args, args.workdir)

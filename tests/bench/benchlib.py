@@ -159,6 +159,28 @@ class NetNs:
     def restore(self):
         self.ns("iptables", "-D", "INPUT", "-p", "icmp", "-j", "DROP")
 
+    def link_down(self):
+        """The outage as a dead router: the namespace side of the link goes
+        down (the host side loses its carrier)."""
+        self.ns("ip", "link", "set", self.peer_if, "down")
+
+    def link_up(self):
+        self.ns("ip", "link", "set", self.peer_if, "up")
+        # The default route went with the link; put it back.
+        self.ns("ip", "route", "replace", "default", "via", self.host_ip)
+
+    def loss_rule(self, probability):
+        """The iptables rule (without -A/-D) that drops each echo request
+        reaching the namespace with `probability`."""
+        return ["INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "statistic",
+                "--mode", "random", "--probability", f"{probability:g}", "-j", "DROP"]
+
+    def drop_randomly(self, probability):
+        self.ns("iptables", "-A", *self.loss_rule(probability))
+
+    def stop_dropping(self, probability):
+        self.ns("iptables", "-D", *self.loss_rule(probability))
+
     def _delete(self):
         quiet("ip", "netns", "del", self.name)
         quiet("ip", "link", "del", self.host_if)
@@ -545,7 +567,7 @@ class NotifySocket:
 
 def fakeups_config(workdir, sentinels, interval="1s", timeout="500ms",
                    on_battery_after="5s", online_after="3s", runtime="1h",
-                   low_runtime="1m", ups=("fakeups", "qnapups", "ups")):
+                   low_runtime="1m", ups=("fakeups", "qnapups", "ups"), level="info"):
     """A configuration with everything under `workdir`; returns its path."""
     q = lambda items: ", ".join(f'"{i}"' for i in items)
     text = (
@@ -559,7 +581,7 @@ def fakeups_config(workdir, sentinels, interval="1s", timeout="500ms",
         f"[nut]\n"
         f'data-file = "{workdir}/lib/fakeups.dev"\nupsd = ""\nups = [{q(ups)}]\n'
         f"[log]\n"
-        f'file = "{workdir}/log/fakeups.log"\nlevel = "info"\n'
+        f'file = "{workdir}/log/fakeups.log"\nlevel = "{level}"\n'
         f"[control]\n"
         f'socket = "{workdir}/run/control.sock"\n'
     )

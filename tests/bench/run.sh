@@ -3,18 +3,21 @@
 # replaces (tests/bench/baseline.py), on real ICMP in network namespaces
 # and a real upsd. Prints one markdown report; see "Performance" in README.md.
 #
-#   sudo tests/bench/run.sh                  full run, about 11 minutes (+ faults: 11, 22 with --before)
+#   sudo tests/bench/run.sh                  full run, about 66 minutes (loss: 42; faults: 11, 22 with --before)
 #   sudo tests/bench/run.sh --smoke          2 trials, 10 sentinels, short stages (CI)
-#   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size,crash,control,disk
+#   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size,loss,crash,control,disk
+#   sudo tests/bench/run.sh --only loss --before OLD/fakeups [--loss-minutes 20]
+#                                            packet loss (issue 11), OLD beside this build
 #   sudo tests/bench/run.sh --only crash,control,disk --before OLD/fakeups   issue 11, OLD beside this build
-#   sudo tests/bench/run.sh --check-targets  exit 1 when a target of issue 5 is missed
+#   sudo tests/bench/run.sh --check-targets  exit 1 when a target is missed
 #
 # Needs root (namespaces, raw ICMP, perf). Installs what is missing with
 # apt-get (iputils-ping, nut-server, nut-client, iproute2, iptables,
 # linux-perf, python3, binutils, strace), builds the release binaries (honours
-# CARGO_TARGET_DIR) and, when the cross toolchain is there and this is not a
-# smoke run, the arm64 ones. Traffic stays on 127.0.0.1 and on veth pairs in
-# namespaces fub200..fub249 (10.231.0.0/16, blackhole-guarded).
+# CARGO_TARGET_DIR) and, for the size stage, this machine's .deb and, when
+# the cross toolchain is there and this is not a smoke run, the arm64 ones.
+# Traffic stays on 127.0.0.1 and on veth pairs in namespaces fub200..fub249
+# (10.231.0.0/16, blackhole-guarded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,12 +26,20 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 smoke=false
+only=
+prev=
 for a in "$@"; do
     case "$a" in
         --smoke) smoke=true ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --only=*) only=${a#--only=} ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     esac
+    if [ "$prev" = --only ]; then only=$a; fi
+    prev=$a
 done
+# The .deb and the arm64 build are for the size stage only.
+size=true
+case ",${only:-size}," in *,size,*) ;; *) size=false ;; esac
 
 # ---------------------------------------------------------------- tools
 # shellcheck source=packaging/apt.sh
@@ -47,7 +58,9 @@ cargo build --release --bins
 bins=(--fakeups "$target/release/fakeups" --fakeupsctl "$target/release/fakeupsctl")
 
 arm64_triple=aarch64-unknown-linux-gnu
-if $smoke; then
+if ! $size; then
+    bins+=(--arm64-note "not built: no size stage")
+elif $smoke; then
     bins+=(--arm64-note "not built in a smoke run")
 elif command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 &&
         grep -qx "$arm64_triple" <<<"$(rustup target list --installed 2>/dev/null)"; then
@@ -61,12 +74,16 @@ fi
 
 # The package as users get it (man pages, completion and all): this
 # machine's architecture, from the script that builds the releases.
-echo "== packaging/build-deb.sh --host"
-# (Not tee /dev/stderr: reopening stderr truncates a log file it points to.)
-out=$(packaging/build-deb.sh --host)
-printf '%s\n' "$out"
-built=$(sed -n 's/^== built: //p' <<<"$out")
-bins+=(--deb "$built")
+if $size; then
+    echo "== packaging/build-deb.sh --host"
+    # (Not tee /dev/stderr: reopening stderr truncates a log file it points to.)
+    out=$(packaging/build-deb.sh --host)
+    printf '%s\n' "$out"
+    built=$(sed -n 's/^== built: //p' <<<"$out")
+    bins+=(--deb "$built")
+else
+    bins+=(--deb-note "not built: no size stage")
+fi
 
 # ---------------------------------------------------------------- run
 # Everything the benchmark creates is also written, as the command that

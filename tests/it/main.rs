@@ -10,6 +10,7 @@ mod daemon;
 mod faults;
 mod leftovers;
 mod logging;
+mod loss;
 mod man_pages;
 mod privileges;
 mod support;
