@@ -88,6 +88,9 @@ mark() { step_t=$(e2e_now); }
 since_mark() { e2e_elapsed "$step_t" "$(e2e_now)"; }
 # The sha256 of NUT's four files, to compare before and after.
 nut_sums() { e2e_exec sha256sum /etc/nut/nut.conf /etc/nut/ups.conf /etc/nut/upsd.conf /etc/nut/upsd.users; }
+# Whether NUT's units are enabled, and which of NUT's units failed.
+nut_enabled() { e2e_exec systemctl is-enabled nut-server.service nut-driver.target 2>&1 || true; }
+nut_failed() { e2e_exec systemctl list-units --failed --plain --no-legend 'nut*' 2>&1 || true; }
 main_pid() { e2e_exec systemctl show -p MainPID --value fakeups; }
 
 [[ $(id -u) == 0 ]] || { echo "e2e: needs root" >&2; exit 1; }
@@ -108,7 +111,13 @@ if e2e_foreign; then
 fi
 
 # ---------------------------------------------------------------- install
+# NUT's units not enabled, as a NUT installed but never set up may leave
+# them: the install enables them, and purge must disable them again.
+in_ct systemctl disable --quiet nut-server.service nut-driver.target >/dev/null 2>&1 ||
+    fail "cannot disable NUT's units before the install"
 pristine=$(nut_sums)
+pristine_units=$(nut_enabled)
+[[ $pristine_units == $'disabled\ndisabled' ]] || fail "NUT's units are not disabled before the install: $pristine_units"
 in_ct sh -c 'mkdir -p /var/tmp/nut-pristine && cp -p /etc/nut/* /var/tmp/nut-pristine/' >/dev/null
 mark
 in_deb=$(e2e_copy_in "$deb")
@@ -319,8 +328,12 @@ out=$(e2e_exec apt-get purge -y fakeups 2>&1) || fail "apt purge failed: $out"
 left=$(e2e_exec sh -c 'ls -d /etc/fakeups /var/backups/fakeups-nut /var/lib/fakeups /var/log/fakeups /run/fakeups /usr/sbin/fakeups /usr/bin/fakeupsctl /usr/lib/systemd/system/fakeups.service /usr/lib/systemd/system/nut-driver@.service.d/fakeups.conf /etc/logrotate.d/fakeups 2>/dev/null' || true)
 [[ -z $left ]] || fail "purge left: $left"
 [[ $(nut_sums) == "$pristine" ]] || fail "NUT's files differ from the originals after purge"
+# The units install enabled and started: as they were, none failing.
+[[ $(nut_enabled) == "$pristine_units" ]] || fail "purge left NUT's units enabled otherwise: $(nut_enabled) (before install: $pristine_units)"
+failed=$(nut_failed)
+[[ -z $failed ]] || fail "purge left NUT's units failing: $failed"
 e2e_exec dpkg --purge fakeups >/dev/null 2>&1 || fail "a second purge failed"
-ok "apt purge: no fakeups files left, NUT's original files back, a second purge succeeds"
+ok "apt purge: no fakeups files left, NUT's original files and units back (none failing), a second purge succeeds"
 
 # ---------------------------------------------------------------- configured NUT
 # A NUT set up before fakeups: the package changes nothing and says what to add.
