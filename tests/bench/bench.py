@@ -422,19 +422,6 @@ def log_counts(text):
             "restored": text.count("INFO: Power restored")}
 
 
-def first_on_battery(watch, since, timeout):
-    """Time of the first OB or OB LB in the data file at or after `since`."""
-    end = time.monotonic() + timeout
-    while True:
-        with watch._lock:
-            for t, v in watch.changes:
-                if t >= since and v in ("OB", "OB LB"):
-                    return t
-        if time.monotonic() > end:
-            return None
-        pause(0.01)
-
-
 def wait_online(watch, timeout):
     """Waits until the data file says OL; False after `timeout`."""
     end = time.monotonic() + timeout
@@ -492,7 +479,7 @@ def loss_run(binary, label, index, p, base, rng):
                     continue  # a false OB came first: not a cut from OL
                 t = time.monotonic()
                 ns.link_down()
-                seen = first_on_battery(watch, t, LOSS_ON_BATTERY_AFTER + 30)
+                seen = watch.first(("OB", "OB LB"), t, LOSS_ON_BATTERY_AFTER + 30)
                 ns.link_up()
                 if seen is None:
                     raise RuntimeError(f"{label}: no OB within 30 s of cut {len(cuts) + 1} "

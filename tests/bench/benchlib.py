@@ -466,12 +466,14 @@ class Watch:
             self._stop.wait(self.period)
 
     def first(self, value, since, timeout):
-        """Time of the first change to `value` seen at or after `since`."""
+        """Time of the first change to `value` (or to any of a tuple of
+        values) seen at or after `since`."""
+        wanted = value if isinstance(value, tuple) else (value,)
         end = time.monotonic() + timeout
         while True:
             with self._lock:
                 for t, v in self.changes:
-                    if t >= since and v == value:
+                    if t >= since and v in wanted:
                         return t
             if time.monotonic() > end:
                 return None
