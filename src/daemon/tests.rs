@@ -142,6 +142,14 @@ fn status_of(path: &Path) -> String {
     data_file(path)["ups.status"].clone()
 }
 
+/// 32 s of rounds 2 s apart: with both sentinels silent, OB and a battery
+/// already draining (on-battery-after is 30 s).
+async fn silent_rounds(d: &mut Daemon<Scripted>, clock: &ManualClock) {
+    for _ in 0..16 {
+        round(d, clock, 2 * S).await;
+    }
+}
+
 /// Runs a round now, then moves the clock on by `then`.
 async fn round(d: &mut Daemon<Scripted>, clock: &ManualClock, then: Duration) {
     d.round(clock.now()).await;
@@ -254,9 +262,7 @@ async fn a_reload_that_changes_the_data_file_moves_it() {
 
     // The next change goes to the new place only.
     b.prober.set(A, false);
-    for _ in 0..16 {
-        round(&mut d, &b.clock, 2 * S).await;
-    }
+    silent_rounds(&mut d, &b.clock).await;
     assert_eq!(status_of(&moved), "OB");
     assert_eq!(status_of(&b.path("data/fakeups.dev")), "OL");
 
@@ -469,9 +475,7 @@ async fn a_restart_on_battery_goes_on_from_the_state_file() {
     let b = Bench::new();
     let data = b.path("data/fakeups.dev");
     let mut d = b.daemon();
-    for _ in 0..16 {
-        round(&mut d, &b.clock, 2 * S).await;
-    }
+    silent_rounds(&mut d, &b.clock).await;
     assert_eq!(status_of(&data), "OB");
     let left = d.model.published().runtime;
     drop(d);
@@ -500,9 +504,7 @@ async fn on_battery_the_state_is_saved_to_disk_only_when_the_status_changes() {
     let b = Bench::new();
     let data = b.path("data/fakeups.dev");
     let mut d = b.daemon();
-    for _ in 0..16 {
-        round(&mut d, &b.clock, 2 * S).await;
-    }
+    silent_rounds(&mut d, &b.clock).await;
     assert_eq!(status_of(&data), "OB");
     let (at_ob, copy) = saved_states(&b);
     assert_eq!(at_ob.status, Status::OnBattery);

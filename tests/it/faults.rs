@@ -17,6 +17,16 @@ fn root_netns_strace() -> Result<(), String> {
     strace::available()
 }
 
+/// One sentinel in `ns`, OB a second after it goes silent, and a battery
+/// that lasts an hour: the test stays on OB, never reaches OB LB.
+pub fn long_on_battery(ns: &NetNs) -> TestConfig {
+    let mut cfg = TestConfig::new(&[ns.peer_ip()]);
+    cfg.on_battery_after = "1s";
+    cfg.runtime = "1h";
+    cfg.low_runtime = "10m";
+    cfg
+}
+
 /// Runs fakeupsctl and returns how long it took, and its output.
 fn timed(daemon: &Daemon, args: &[&str]) -> (Duration, std::process::Output) {
     let t = Instant::now();
@@ -141,10 +151,7 @@ fn a_crash_right_after_ob_never_brings_ol_back() {
     );
     let ns = NetNs::new();
     let dir = workdir();
-    let mut cfg = TestConfig::new(&[ns.peer_ip()]);
-    cfg.on_battery_after = "1s";
-    cfg.runtime = "1h";
-    cfg.low_runtime = "10m";
+    let cfg = long_on_battery(&ns);
     let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     assert_eq!(daemon.data()["ups.status"], "OL");
     // On mains nothing is written; from now on every rename is held 3 s
@@ -186,10 +193,7 @@ fn on_battery_rounds_make_no_fsync() {
     require!(root_netns_strace(), "on_battery_rounds_make_no_fsync");
     let ns = NetNs::new();
     let dir = workdir();
-    let mut cfg = TestConfig::new(&[ns.peer_ip()]);
-    cfg.on_battery_after = "1s";
-    cfg.runtime = "1h";
-    cfg.low_runtime = "10m";
+    let cfg = long_on_battery(&ns);
     let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     // A first start saves the state; the next one finds it unchanged.
     assert!(daemon.stop().success());

@@ -25,9 +25,7 @@ fn a_restart_sweeps_the_temporary_files_of_killed_writes() {
     );
     let ns = NetNs::new();
     let dir = workdir();
-    let mut cfg = TestConfig::new(&[ns.peer_ip()]);
-    cfg.runtime = "1h";
-    cfg.low_runtime = "10m";
+    let cfg = crate::faults::long_on_battery(&ns);
     let mut daemon = Daemon::start_ready(dir.path(), &cfg);
     // On battery every round writes: kills land between writes and renames.
     ns.cut();
