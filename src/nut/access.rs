@@ -24,14 +24,14 @@ pub fn unreadable_by_nut(path: &Path) -> Option<String> {
     };
     let mut dir = path.parent();
     while let Some(d) = dir {
-        if let Ok(meta) = fs::metadata(d) {
-            if !can(&meta, 0o1) {
-                return Some(format!(
-                    "user nut cannot enter {} (mode {:o})",
-                    d.display(),
-                    meta.mode() & 0o7777
-                ));
-            }
+        if let Ok(meta) = fs::metadata(d)
+            && !can(&meta, 0o1)
+        {
+            return Some(format!(
+                "user nut cannot enter {} (mode {:o})",
+                d.display(),
+                meta.mode() & 0o7777
+            ));
         }
         dir = d.parent();
     }

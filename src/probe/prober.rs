@@ -344,7 +344,7 @@ enum Reply {
 /// link it would). The pause is taken here, between batches, so a late
 /// wake-up never lets several batches go at once. Says whether it paused.
 async fn pause_before(sent: usize) -> bool {
-    if sent > 0 && sent % SEND_BATCH == 0 {
+    if sent > 0 && sent.is_multiple_of(SEND_BATCH) {
         tokio::time::sleep(SEND_BATCH_GAP).await;
         return true;
     }

@@ -50,20 +50,19 @@ impl Lookup {
             if self.pending.is_none() {
                 self.start(name);
             }
-            if let Some(handle) = self.pending.as_mut() {
-                if let Ok(joined) = tokio::time::timeout_at(deadline, handle).await {
-                    self.pending = None;
-                    self.take(name, joined, &usable);
-                }
+            if let Some(handle) = self.pending.as_mut()
+                && let Ok(joined) = tokio::time::timeout_at(deadline, handle).await
+            {
+                self.pending = None;
+                self.take(name, joined, &usable);
             }
         }
-        if let Some(handle) = &self.pending {
-            if handle.is_finished() {
-                if let Some(handle) = self.pending.take() {
-                    let joined = handle.await;
-                    self.take(name, joined, &usable);
-                }
-            }
+        if let Some(handle) = &self.pending
+            && handle.is_finished()
+            && let Some(handle) = self.pending.take()
+        {
+            let joined = handle.await;
+            self.take(name, joined, &usable);
         }
         if self.pending.is_none() {
             self.start(name);

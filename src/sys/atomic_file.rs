@@ -95,10 +95,10 @@ pub fn write_atomically(
         let _ = fs::remove_file(&tmp);
     }
     result?;
-    if sync == Sync::Durable {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if sync == Sync::Durable
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }
