@@ -14,6 +14,7 @@ pub mod daemon;
 
 mod control;
 mod core;
+mod events;
 mod format;
 mod nut;
 mod paths;

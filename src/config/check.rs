@@ -96,16 +96,16 @@ pub fn check(config: &Config) -> Result<(), Problem> {
             ),
         );
     }
-    if let Quorum::AtLeast(n) = d.quorum {
-        if n == 0 || n > config.sentinels.len() {
-            return fail(
-                &["detection", "quorum"],
-                format!(
-                    "{n} is not between 1 and the number of sentinels ({})",
-                    config.sentinels.len()
-                ),
-            );
-        }
+    if let Quorum::AtLeast(n) = d.quorum
+        && (n == 0 || n > config.sentinels.len())
+    {
+        return fail(
+            &["detection", "quorum"],
+            format!(
+                "{n} is not between 1 and the number of sentinels ({})",
+                config.sentinels.len()
+            ),
+        );
     }
     if b.runtime.is_zero() {
         return fail(&["battery", "runtime"], "must be longer than 0s".into());
@@ -136,11 +136,13 @@ pub fn check(config: &Config) -> Result<(), Problem> {
         check_path(path, kind).or_else(|m| fail(key, m))?;
     }
     check_distinct(config)?;
-    if !config.nut.upsd.is_empty() {
-        if let Err(e) = split_host_port(&config.nut.upsd) {
-            return fail(&["nut", "upsd"], e.to_string());
-        }
+    if !config.nut.upsd.is_empty()
+        && let Err(e) = split_host_port(&config.nut.upsd)
+    {
+        return fail(&["nut", "upsd"], e.to_string());
     }
+    check_events(config)?;
+    check_sentry(config)?;
     for (i, name) in config.nut.ups.iter().enumerate() {
         if !is_ups_name(name) {
             return Err(Problem {
@@ -151,6 +153,73 @@ pub fn check(config: &Config) -> Result<(), Problem> {
                 )
             });
         }
+    }
+    Ok(())
+}
+
+/// `[events]`: an absolute program, a timeout and a queue that can be met.
+fn check_events(config: &Config) -> Result<(), Problem> {
+    let e = &config.events;
+    if let Some(program) = e.command.first()
+        && !program.starts_with('/')
+    {
+        return Err(Problem {
+            entry: Some(0),
+            ..Problem::new(
+                &["events", "command"],
+                format!(
+                    "{program:?} is not an absolute path: name the program in full \
+                         (e.g. \"/usr/local/bin/notify\"); the hook gets only a fixed PATH"
+                ),
+            )
+        });
+    }
+    if let Some(i) = e.command.iter().position(|a| a.contains('\0')) {
+        return Err(Problem {
+            entry: Some(i),
+            ..Problem::new(&["events", "command"], "contains a NUL byte".into())
+        });
+    }
+    if e.timeout.is_zero() {
+        return Err(Problem::new(
+            &["events", "timeout"],
+            "must be longer than 0s".into(),
+        ));
+    }
+    if e.timeout > HOUR {
+        return Err(Problem::new(
+            &["events", "timeout"],
+            format!(
+                "{} is longer than the {} allowed",
+                fmt_duration(e.timeout),
+                fmt_duration(HOUR)
+            ),
+        ));
+    }
+    if e.queue == 0 || e.queue > 10_000 {
+        return Err(Problem::new(
+            &["events", "queue"],
+            format!("{} is not between 1 and 10000", e.queue),
+        ));
+    }
+    Ok(())
+}
+
+/// `[sentry]`: a DSN that parses, as Sentry shows it for the project.
+fn check_sentry(config: &Config) -> Result<(), Problem> {
+    let s = &config.sentry;
+    if s.dsn.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = s.dsn.parse::<sentry::types::Dsn>() {
+        return Err(Problem::new(
+            &["sentry", "dsn"],
+            format!(
+                "{:?} is not a Sentry DSN ({e}); it looks like \
+                 https://PUBLIC_KEY@o0.ingest.sentry.io/PROJECT_ID",
+                s.dsn
+            ),
+        ));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::paths;
 
-pub use schema::{Battery, Config, Control, Detection, Log, Nut, Pause};
+pub use schema::{Battery, Config, Control, Detection, Events, Log, Nut, Pause, SentryConfig};
 
 use locate::{deep_key, line_col, locate_key};
 

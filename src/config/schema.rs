@@ -25,6 +25,8 @@ pub struct Config {
     pub nut: Nut,
     pub log: Log,
     pub control: Control,
+    pub events: Events,
+    pub sentry: SentryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -96,6 +98,50 @@ pub struct Control {
     pub socket: PathBuf,
 }
 
+/// `[events]`: the command run at every event.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Events {
+    /// The program (an absolute path) and its arguments; empty: off.
+    pub command: Vec<String>,
+    /// How long one run may take before it is killed.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How many events may wait for the hook; more are dropped.
+    pub queue: usize,
+}
+
+/// `[sentry]`: where errors and power transitions are reported.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SentryConfig {
+    /// The project's DSN; empty: off.
+    pub dsn: String,
+    pub environment: String,
+    /// Empty: fakeups@ and the package version.
+    pub release: String,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            command: vec![],
+            timeout: Duration::from_secs(30),
+            queue: 100,
+        }
+    }
+}
+
+impl Default for SentryConfig {
+    fn default() -> Self {
+        SentryConfig {
+            dsn: String::new(),
+            environment: "production".into(),
+            release: String::new(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -107,6 +153,8 @@ impl Default for Config {
             nut: Nut::default(),
             log: Log::default(),
             control: Control::default(),
+            events: Events::default(),
+            sentry: SentryConfig::default(),
         }
     }
 }

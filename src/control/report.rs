@@ -24,6 +24,36 @@ pub struct StatusReport {
     pub sentinels: Vec<SentinelReport>,
     pub pause: Option<PauseReport>,
     pub nut: NutReport,
+    /// Where events go besides the logs: the hook and Sentry. Absent from
+    /// a daemon older than 0.3.0.
+    #[serde(default)]
+    pub outlets: OutletsReport,
+}
+
+/// `[events] command` and `[sentry] dsn`, as they fare.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OutletsReport {
+    pub hooks: OutletReport,
+    pub sentry: OutletReport,
+}
+
+/// One outlet: whether it is on, and how it fared.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OutletReport {
+    pub on: bool,
+    /// The hook's command line, or Sentry's host.
+    pub target: Option<String>,
+    /// Hook runs that succeeded; envelopes Sentry took.
+    pub delivered: u64,
+    /// Events dropped: a full queue, or Sentry not answering.
+    pub dropped: u64,
+    pub last_failure: Option<FailureReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureReport {
+    pub at: DateTime<Local>,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -527,6 +527,7 @@ mod tests {
             sentinels: vec![],
             pause: None,
             nut: report::NutReport::default(),
+            outlets: report::OutletsReport::default(),
         }
     }
 }

@@ -123,6 +123,42 @@ pub(super) fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
             }
         }
     }
+    let outlets = [
+        (
+            "Hook:",
+            &r.outlets.hooks,
+            "events.command is empty",
+            "run(s)",
+        ),
+        (
+            "Sentry:",
+            &r.outlets.sentry,
+            "sentry.dsn is empty",
+            "event(s) sent",
+        ),
+    ];
+    for (label, outlet, why_off, unit) in outlets {
+        if !outlet.on {
+            let _ = writeln!(o, "{label:<10} off ({why_off})");
+            continue;
+        }
+        let failed = match &outlet.last_failure {
+            None => "never failed".to_string(),
+            Some(f) => format!(
+                "last failed {} ({}): {}",
+                clock(f.at),
+                ago(f.at, now),
+                f.error
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "{label:<10} on, {}: {} {unit}, {} dropped; {failed}",
+            outlet.target.as_deref().unwrap_or("?"),
+            outlet.delivered,
+            outlet.dropped
+        );
+    }
     o
 }
 
@@ -130,8 +166,8 @@ pub(super) fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
 mod tests {
     use super::*;
     use crate::control::report::{
-        BatteryReport, DaemonInfo, DetectionReport, NutReport, PauseReport, SentinelReport,
-        UpsReport,
+        BatteryReport, DaemonInfo, DetectionReport, FailureReport, NutReport, OutletReport,
+        OutletsReport, PauseReport, SentinelReport, UpsReport,
     };
     use chrono::TimeDelta;
 
@@ -209,6 +245,21 @@ mod tests {
                     },
                 ],
             },
+            outlets: OutletsReport {
+                hooks: OutletReport {
+                    on: true,
+                    target: Some("/usr/local/bin/notify power".into()),
+                    delivered: 3,
+                    dropped: 0,
+                    last_failure: Some(FailureReport {
+                        at: now - TimeDelta::seconds(60),
+                        error: "event hook /usr/local/bin/notify for online failed with exit \
+                                status 6: curl: (6) Could not resolve host: ntfy.sh"
+                            .into(),
+                    }),
+                },
+                sentry: OutletReport::default(),
+            },
         }
     }
 
@@ -216,6 +267,16 @@ mod tests {
     fn status_for_a_person() {
         let now = Local::now();
         let text = render_status(&report(now), now);
+        assert!(
+            text.contains(
+                "Hook:      on, /usr/local/bin/notify power: 3 run(s), 0 dropped; last failed "
+            ) && text.contains(" (1m ago): event hook /usr/local/bin/notify for online failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Sentry:    off (sentry.dsn is empty)\n"),
+            "{text}"
+        );
         assert!(text.contains("(pid 42): OB since "), "{text}");
         assert!(text.contains("(1m 30s ago)"), "{text}");
         assert!(

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::Daemon;
 use crate::control::{Command, ErrorKind, Response};
 use crate::core::{PauseRecord, pause};
+use crate::events::EventKind;
 use crate::probe::Probe;
 use crate::sys::logging::{self, Level};
 
@@ -88,6 +89,7 @@ impl<P: Probe> Daemon<P> {
             Err(e) => return Err(Response::error(ErrorKind::BadRequest, e.to_string())),
         };
         let record = PauseRecord::new(&self.clock.moment(), length, by, reason);
+        let before = self.model.published().status.as_nut();
         if let Some(t) = self.model.set_paused(self.clock.now(), true) {
             self.on_transition(t);
         }
@@ -100,9 +102,11 @@ impl<P: Probe> Daemon<P> {
                 ("FAKEUPS_PAUSE", "paused"),
                 ("FAKEUPS_PAUSE_BY", &record.by),
                 ("FAKEUPS_PAUSE_UNTIL", &until_text),
+                ("FAKEUPS_EVENT", "paused"),
             ],
         );
         self.pause = Some(record);
+        self.emit(EventKind::Paused, &text, before);
         Ok(self.publish_for_reply(text))
     }
 
@@ -117,13 +121,19 @@ impl<P: Probe> Daemon<P> {
             });
         }
         self.pause = None;
+        let before = self.model.published().status.as_nut();
         self.model.set_paused(self.clock.now(), false);
         let text = format!("Resumed by {by} - watching sentinels again");
         logging::event(
             Level::Info,
             &text,
-            &[("FAKEUPS_PAUSE", "resumed"), ("FAKEUPS_PAUSE_BY", by)],
+            &[
+                ("FAKEUPS_PAUSE", "resumed"),
+                ("FAKEUPS_PAUSE_BY", by),
+                ("FAKEUPS_EVENT", "resumed"),
+            ],
         );
+        self.emit(EventKind::Resumed, &text, before);
         Ok(self.publish_for_reply(text))
     }
 

@@ -61,6 +61,7 @@ impl<P: Probe> Daemon<P> {
             }
         };
         let mut running: Option<Running<P>> = None;
+        let outlets = self.events.changed();
         let mut rounds = RoundTimer::new(self.config.detection.interval);
         let watchdog_period = Notifier::watchdog_period();
         let mut watchdog =
@@ -74,6 +75,8 @@ impl<P: Probe> Daemon<P> {
                     self.finish_round(done);
                 }
                 Some(event) = disk.recv() => self.on_disk(event),
+                // A hook ran or failed, Sentry answered or not: for status.
+                () = outlets.notified() => self.send_report(),
                 _ = watchdog.tick(), if watchdog_period.is_some() => self.watchdog(),
                 Some(command) = commands.recv() => self.command(command),
                 Ok(()) = nut.changed() => {
@@ -138,6 +141,7 @@ impl<P: Probe> Daemon<P> {
         self.control.server = None;
         self.save_and_wait();
         logging::info("fakeups stopping");
+        self.events.stop();
     }
 }
 

@@ -14,6 +14,7 @@
 mod clock;
 mod commands;
 mod disk;
+mod emit;
 mod event_loop;
 mod nut_watch;
 mod publish;
@@ -36,6 +37,7 @@ use crate::cli::DaemonArgs;
 use crate::config::Config;
 use crate::control::{ControlServer, StatusReport};
 use crate::core::{PauseRecord, PowerModel, PowerSettings, Saved, newest, restore};
+use crate::events::Outlets;
 use crate::nut::{DataFile, Identity};
 use crate::probe::{Addresses, Probe, Prober, SentinelSpec, Sentinels};
 use crate::state::StateStore;
@@ -226,6 +228,11 @@ pub(crate) struct Daemon<P> {
     out: Outputs,
     nut: NutWatch,
     control: ControlSide,
+    /// Where events go besides the logs: the hook, Sentry.
+    events: Outlets,
+    /// FAKEUPS_TEST_PANIC is set: the first round panics, so that a test
+    /// can see the panic reach Sentry. Undocumented: only tests pull it.
+    panic_for_test: bool,
 }
 
 impl<P: Probe> Daemon<P> {
@@ -291,7 +298,10 @@ impl<P: Probe> Daemon<P> {
         sweep_leftovers(&config);
         let data = DataFile::new(config.nut.data_file.clone(), Identity::of_this_machine());
         let sentinels = Sentinels::new(&config.sentinels);
+        let events = Outlets::start(&config);
         let mut daemon = Daemon {
+            events,
+            panic_for_test: std::env::var_os("FAKEUPS_TEST_PANIC").is_some(),
             addresses: Some(sentinels.addresses()),
             sentinels,
             rounds: Rounds {

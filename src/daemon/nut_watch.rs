@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::Daemon;
 use super::disk::FastBatch;
+use crate::events::EventKind;
 use crate::nut::client::DRIVER_NOT_CONNECTED;
 use crate::nut::{Health, HealthEvent, Snapshot, view};
 use crate::probe::Probe;
@@ -70,11 +71,16 @@ impl<P: Probe> Daemon<P> {
         for event in events {
             match event {
                 HealthEvent::Problem { names, problem } => {
+                    let message = format!("NUT not serving {}: {problem}", names.join(", "));
                     logging::event(
                         Level::Warning,
-                        &format!("NUT not serving {}: {problem}", names.join(", ")),
-                        &[("FAKEUPS_NUT_PROBLEM", &problem)],
+                        &message,
+                        &[
+                            ("FAKEUPS_NUT_PROBLEM", &problem),
+                            ("FAKEUPS_EVENT", "nut-not-serving"),
+                        ],
                     );
+                    self.emit(EventKind::NutNotServing, &message, written);
                     if problem == DRIVER_NOT_CONNECTED {
                         // Checked again at every such episode: the access may
                         // have changed since the first write.
@@ -88,10 +94,12 @@ impl<P: Probe> Daemon<P> {
                 }
                 HealthEvent::Recovered { names } => {
                     self.nut.cause = None;
-                    logging::info(&format!(
+                    let message = format!(
                         "NUT serves {} again as written ({written})",
                         names.join(", ")
-                    ))
+                    );
+                    logging::event(Level::Info, &message, &[("FAKEUPS_EVENT", "nut-serving")]);
+                    self.emit(EventKind::NutServing, &message, written);
                 }
             }
         }

@@ -62,6 +62,7 @@ impl<P: Probe> Daemon<P> {
                     new.nut.upsd != self.config.nut.upsd || new.nut.ups != self.config.nut.ups;
                 let socket_changed = new.control.socket != self.config.control.socket;
                 let old_socket = self.config.control.socket.clone();
+                self.events.apply(&new, Some(&self.config));
                 self.config = new;
                 if nut_changed {
                     reloaded.nut_view = Some(self.start_nut_view());

@@ -60,6 +60,7 @@ impl<P: Probe> Daemon<P> {
                 reason: p.reason.clone(),
             }),
             nut: self.nut_report(),
+            outlets: self.events.report(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::Daemon;
 use crate::core::{Cause, Status, Transition};
+use crate::events::EventKind;
 use crate::probe::{Addresses, Outcome, Probe, Target};
 use crate::sys::logging::{self, Level};
 
@@ -78,6 +79,9 @@ impl<P: Probe> Daemon<P> {
         self.addresses = Some(done.addresses);
         let started = done.due;
         let first = !self.out.first_round;
+        if first && self.panic_for_test {
+            panic!("FAKEUPS_TEST_PANIC is set: the first round panics, as a test asked");
+        }
         self.log_sentinel_changes(&done.outcomes, first);
         self.sentinels
             .record(&done.targets, &done.outcomes, self.clock.wall());
@@ -131,25 +135,45 @@ impl<P: Probe> Daemon<P> {
         }
     }
 
+    /// Logs a transition and hands its events to the hook and Sentry.
     pub(super) fn on_transition(&mut self, t: Transition) {
         self.status_since = self.clock.wall();
-        let fields = [
-            ("FAKEUPS_STATUS", t.to.as_nut()),
-            ("FAKEUPS_PREVIOUS_STATUS", t.from.as_nut()),
-        ];
+        let (from, to) = (t.from.as_nut(), t.to.as_nut());
         match t.cause {
             Cause::PowerLost => {
-                logging::event(Level::Warning, MSG_POWER_LOST, &fields);
+                let ob = Status::OnBattery.as_nut();
+                self.log_event(
+                    EventKind::OnBattery,
+                    Level::Warning,
+                    MSG_POWER_LOST,
+                    from,
+                    ob,
+                );
                 if t.to == Status::LowBattery {
-                    logging::event(Level::Critical, MSG_BATTERY_LOW, &fields);
+                    self.log_event(
+                        EventKind::LowBattery,
+                        Level::Critical,
+                        MSG_BATTERY_LOW,
+                        ob,
+                        to,
+                    );
                 }
             }
-            Cause::BatteryLow => logging::event(Level::Critical, MSG_BATTERY_LOW, &fields),
-            Cause::PowerRestored => logging::event(Level::Info, MSG_POWER_RESTORED, &fields),
+            Cause::BatteryLow => self.log_event(
+                EventKind::LowBattery,
+                Level::Critical,
+                MSG_BATTERY_LOW,
+                from,
+                to,
+            ),
+            Cause::PowerRestored => {
+                self.log_event(EventKind::Online, Level::Info, MSG_POWER_RESTORED, from, to)
+            }
+            // The pause that caused it is the event.
             Cause::Paused => logging::event(
                 Level::Notice,
                 "Paused while on battery - publishing OL with a full battery",
-                &fields,
+                &[("FAKEUPS_STATUS", to), ("FAKEUPS_PREVIOUS_STATUS", from)],
             ),
         }
     }
@@ -173,11 +197,17 @@ impl<P: Probe> Daemon<P> {
             return;
         }
         self.pause = None;
+        let before = self.model.published().status.as_nut();
         self.model.set_paused(now, false);
+        let message = "Pause expired - watching sentinels again";
         logging::event(
             Level::Info,
-            "Pause expired - watching sentinels again",
-            &[("FAKEUPS_PAUSE", "expired")],
+            message,
+            &[
+                ("FAKEUPS_PAUSE", "expired"),
+                ("FAKEUPS_EVENT", "pause-expired"),
+            ],
         );
+        self.emit(EventKind::PauseExpired, message, before);
     }
 }

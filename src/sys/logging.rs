@@ -95,12 +95,12 @@ pub enum Console {
 impl Console {
     /// The journal when systemd connected stderr to it, else stderr.
     pub fn detect() -> Console {
-        if systemd_journal_logger::connected_to_journal() {
-            if let Ok(journal) = JournalLog::new() {
-                return Console::Journal(Box::new(
-                    journal.with_syslog_identifier("fakeups".to_string()),
-                ));
-            }
+        if systemd_journal_logger::connected_to_journal()
+            && let Ok(journal) = JournalLog::new()
+        {
+            return Console::Journal(Box::new(
+                journal.with_syslog_identifier("fakeups".to_string()),
+            ));
         }
         Console::Stderr
     }
@@ -398,6 +398,17 @@ impl Logger {
     }
 }
 
+/// A function every logged line is handed to as well: Sentry's
+/// breadcrumbs and error events (src/events/sentry.rs).
+pub type Tap = fn(Level, &str, &[(&str, &str)]);
+
+static TAP: OnceLock<Tap> = OnceLock::new();
+
+/// Sets the tap, once for the process.
+pub fn set_tap(tap: Tap) {
+    let _ = TAP.set(tap);
+}
+
 /// Logs `message` at `level` with journal fields (names in capitals).
 pub fn event(level: Level, message: &str, fields: &[(&str, &str)]) {
     let Some(logger) = LOGGER.get() else {
@@ -419,6 +430,9 @@ pub fn event(level: Level, message: &str, fields: &[(&str, &str)]) {
     };
     if let Some(report) = broke {
         logger.to_console(Level::Error, &report, &[]);
+    }
+    if let Some(tap) = TAP.get() {
+        tap(level, message, fields);
     }
 }
 

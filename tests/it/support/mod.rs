@@ -14,6 +14,7 @@ pub mod logs;
 pub mod netns;
 pub mod notify;
 pub mod nut;
+pub mod receiver;
 pub mod strace;
 pub mod tmpfs;
 
