@@ -569,7 +569,8 @@ class NotifySocket:
 
 def fakeups_config(workdir, sentinels, interval="1s", timeout="500ms",
                    on_battery_after="5s", online_after="3s", runtime="1h",
-                   low_runtime="1m", ups=("fakeups", "qnapups", "ups"), level="info"):
+                   low_runtime="1m", ups=("fakeups", "qnapups", "ups"), level="info",
+                   extra=""):
     """A configuration with everything under `workdir`; returns its path."""
     q = lambda items: ", ".join(f'"{i}"' for i in items)
     text = (
@@ -586,6 +587,7 @@ def fakeups_config(workdir, sentinels, interval="1s", timeout="500ms",
         f'file = "{workdir}/log/fakeups.log"\nlevel = "{level}"\n'
         f"[control]\n"
         f'socket = "{workdir}/run/control.sock"\n'
+        f"{extra}"
     )
     for d in ("state", "lib", "log", "run"):
         os.makedirs(f"{workdir}/{d}", exist_ok=True)
@@ -682,3 +684,55 @@ def perf_rounds(pid, seconds, out, interval):
         if end is not None:
             result.append((marks[end][0] - marks[r["start"]][0], r["sends"]))
     return result
+
+
+# ------------------------------------------------------------------ Sentry's stand-in
+
+class SentryReceiver:
+    """An HTTP server on 127.0.0.1 standing in for sentry.io: it answers 200
+    to every envelope posted and counts them."""
+
+    def __init__(self):
+        import http.server
+        receiver = self
+        self.posts = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(n)
+                receiver.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.dsn = f"http://0123456789abcdef@127.0.0.1:{self.server.server_address[1]}/1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        CLEANUP.push("true  # Sentry receiver", self.stop)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def errors_while(pid, config, seconds, every):
+    """ERROR lines from the daemon `pid` every `every` seconds for `seconds`:
+    a reload of a configuration it refuses ("reload refused"), which goes to
+    Sentry as an event. The good configuration is put back at the end."""
+    with open(config) as f:
+        good = f.read()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        with open(config, "w") as f:
+            f.write(good + "[detection]\n")
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(min(every, max(0.0, end - time.monotonic())))
+    with open(config, "w") as f:
+        f.write(good)

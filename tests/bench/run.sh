@@ -5,7 +5,7 @@
 #
 #   sudo tests/bench/run.sh                  full run, about 66 minutes (loss: 42; faults: 11, 22 with --before)
 #   sudo tests/bench/run.sh --smoke          2 trials, 10 sentinels, short stages (CI)
-#   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size,loss,crash,control,disk
+#   sudo tests/bench/run.sh --only scale     some stages: latency,footprint,scale,size,loss,crash,control,disk,outlets
 #   sudo tests/bench/run.sh --only loss --before OLD/fakeups [--loss-minutes 20]
 #                                            packet loss (issue 11), OLD beside this build
 #   sudo tests/bench/run.sh --only crash,control,disk --before OLD/fakeups   issue 11, OLD beside this build

@@ -38,7 +38,8 @@ E2E_LIB_VERSION=6
 E2E_BASE_INCLUDE="systemd,systemd-sysv,dbus"
 # shellcheck source=foreign.sh
 . "$(dirname "${BASH_SOURCE[0]}")/foreign.sh"
-E2E_PACKAGES="iproute2 procps iputils-ping nut-server nut-client logrotate"
+# curl: the event hook of run.sh reaches upsd with it, as a notification would.
+E2E_PACKAGES="iproute2 procps iputils-ping nut-server nut-client logrotate curl"
 
 # Prints a message on stderr.
 e2e_log() { printf 'e2e: %s\n' "$*" >&2; }

@@ -197,6 +197,22 @@ e2e_exec sed -i -E \
     -e 's/^on-battery-after = .*/on-battery-after = "3s"/' -e 's/^online-after = .*/online-after = "2s"/' \
     -e 's/^runtime = .*/runtime = "20s"/' -e 's/^low-runtime = .*/low-runtime = "10s"/' \
     /etc/fakeups/fakeups.toml
+# An event hook under the unit's sandbox (user fakeups, NoNewPrivileges,
+# SystemCallFilter, ProtectSystem=strict): a shell script that records its
+# environment and capabilities and runs curl to upsd over TCP, as a
+# notification by curl would reach ntfy or a mail server.
+e2e_exec sh -c 'cat > /usr/local/bin/fakeups-e2e-hook && chmod 755 /usr/local/bin/fakeups-e2e-hook' <<'HOOK' ||
+#!/bin/sh
+{
+    env | grep '^FAKEUPS_' | sort
+    grep -E '^(Uid|CapPrm|CapEff|CapAmb):' /proc/self/status
+    printf 'VER\nLOGOUT\n' | curl -sS --max-time 5 telnet://127.0.0.1:3493 2>&1 | head -n 1 | sed 's/^/curl: /'
+    echo ---
+} >> /var/log/fakeups/hook.out
+HOOK
+    fail "cannot install the test hook"
+e2e_exec sh -c 'printf "[events]\ncommand = [\"/usr/local/bin/fakeups-e2e-hook\"]\n" >> /etc/fakeups/fakeups.toml' ||
+    fail "cannot add the hook to the configuration"
 in_ct systemctl reload fakeups >/dev/null
 wait_for_output 10 active e2e_exec systemctl is-active fakeups || fail "not active after reload"
 [[ $(main_pid) == "$pid" ]] || fail "reload restarted the daemon"
@@ -221,6 +237,19 @@ grep -Eq '^\[[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\] WARNING: Po
 grep -Eq '^\[[0-9T:-]{19}\] CRITICAL: Battery critically low - switching to OB LB$' <<<"$log" ||
     fail "log file lacks the OB LB line"
 ok "journal (priority, FAKEUPS_STATUS) and /var/log/fakeups/fakeups.log have the OB and OB LB lines"
+hook_record() { in_ct sh -c "awk -v RS='---' '/FAKEUPS_EVENT=$1/ { print; exit }' /var/log/fakeups/hook.out 2>/dev/null"; }
+hook_has() { grep -q "FAKEUPS_EVENT=$1" <<<"$(hook_record "$1")" && echo yes; }
+wait_for_output 10 yes hook_has low-battery || fail "the hook did not record low-battery: $(in_ct cat /var/log/fakeups/hook.out 2>&1)"
+record=$(hook_record on-battery)
+grep -q '^FAKEUPS_STATUS=OB$' <<<"$record" || fail "hook environment for on-battery: $record"
+grep -q '^FAKEUPS_PREVIOUS=OL$' <<<"$record" || fail "hook environment for on-battery: $record"
+grep -Eq "^Uid:[[:space:]]+${uid}[[:space:]]" <<<"$record" || fail "the hook does not run as fakeups: $record"
+for cap in CapPrm CapEff CapAmb; do
+    grep -Eq "^$cap:[[:space:]]+0000000000000000$" <<<"$record" || fail "the hook holds a capability: $record"
+done
+grep -q '^curl: Network UPS Tools' <<<"$record" || fail "curl did not reach upsd from the hook: $record"
+ok "the event hook ran under the unit's sandbox for on-battery and low-battery: user fakeups, no capability, curl reached upsd"
+info "hook environment for on-battery: $(grep -E '^FAKEUPS_' <<<"$record" | tr '\n' ' ')"
 info "$(grep -E 'Power lost|Battery critically' <<<"$log" | tr '\n' ' ')"
 
 mark

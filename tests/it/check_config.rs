@@ -103,6 +103,39 @@ fn broken_configs_exit_78_with_their_place() {
         ),
         // an unknown log level
         ("[log]\nlevel = \"loud\"\n", "2:9: unknown variant `loud`"),
+        // a hook that is not an absolute path (the entry's place)
+        (
+            "[events]\ncommand = [\"notify.sh\", \"power\"]\n",
+            "2:12: events.command: \"notify.sh\" is not an absolute path",
+        ),
+        // a hook command that is not a list
+        (
+            "[events]\ncommand = \"/usr/local/bin/notify\"\n",
+            "2:11: invalid type: string \"/usr/local/bin/notify\", expected a sequence",
+        ),
+        // a hook timeout of nothing, a queue of none
+        (
+            "[events]\ntimeout = \"0s\"\n",
+            "2:11: events.timeout: must be longer than 0s",
+        ),
+        (
+            "[events]\nqueue = 0\n",
+            "2:9: events.queue: 0 is not between 1 and 10000",
+        ),
+        // a DSN that does not parse
+        (
+            "[sentry]\ndsn = \"https://sentry.io/42\"\n",
+            "2:7: sentry.dsn: \"https://sentry.io/42\" is not a Sentry DSN (",
+        ),
+        (
+            "[sentry]\ndsn = \"public@o0.ingest.sentry.io/42\"\n",
+            "2:7: sentry.dsn: \"public@o0.ingest.sentry.io/42\" is not a Sentry DSN (",
+        ),
+        // an unknown key of the new tables
+        (
+            "[sentry]\ndsn = \"\"\nrelease-name = \"x\"\n",
+            "3:1: unknown field `release-name`",
+        ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("broken-{i}.toml"));
