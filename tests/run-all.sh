@@ -40,6 +40,12 @@ cargo test --all-targets --locked
 echo "== packages (packaging/build-deb.sh)"
 packaging/build-deb.sh
 
+# A panic must reach Sentry before the process aborts: the release profile
+# has panic = "abort", which the debug binaries of cargo test do not.
+echo "== integration test: a panic of this machine's release binary reaches Sentry"
+FAKEUPS_TEST_BIN_DIR="$PWD/target/release" \
+    cargo test --locked --test it sentry::a_panic_reaches_sentry_before_the_process_dies
+
 # The integration tests again, against the release binaries that went into
 # the ARM packages, each under qemu-user on the oldest CPU of its package.
 run_it_under() {

@@ -211,8 +211,9 @@ e2e_exec sh -c 'cat > /usr/local/bin/fakeups-e2e-hook && chmod 755 /usr/local/bi
 } >> /var/log/fakeups/hook.out
 HOOK
     fail "cannot install the test hook"
-e2e_exec sh -c 'printf "[events]\ncommand = [\"/usr/local/bin/fakeups-e2e-hook\"]\n" >> /etc/fakeups/fakeups.toml' ||
-    fail "cannot add the hook to the configuration"
+e2e_exec sed -i -E 's|^command = \[\]$|command = ["/usr/local/bin/fakeups-e2e-hook"]|' /etc/fakeups/fakeups.toml
+grep -q '^command = \["/usr/local/bin/fakeups-e2e-hook"\]$' <<<"$(in_ct cat /etc/fakeups/fakeups.toml)" ||
+    fail "the shipped configuration has no 'command = []' under [events] to set"
 in_ct systemctl reload fakeups >/dev/null
 wait_for_output 10 active e2e_exec systemctl is-active fakeups || fail "not active after reload"
 [[ $(main_pid) == "$pid" ]] || fail "reload restarted the daemon"
