@@ -681,6 +681,9 @@ def report(r, args, p):
                   f"| peak RSS of the process tree | {mib(f['peak_tree'])} | {mib(b['peak_tree'])} | "
                   f"{ratio(f['peak_tree'], b['peak_tree'])} | fakeups ≤ 3 MiB: "
                   f"{ok(f['peak_tree'] <= RSS_TARGET)} |",
+                  f"| of which, at the end: private (RssAnon) / file pages (RssFile) | "
+                  f"{mib(f['rss_anon'])} / {mib(f['rss_file'])} | "
+                  f"{mib(b['rss_anon'])} / {mib(b['rss_file'])} (python alone) | | |",
                   f"| CPU, user + sys of the tree, children included | {f['cpu'] * 1000:.0f} ms | "
                   f"{b['cpu'] * 1000:.0f} ms | {ratio(f['cpu'], b['cpu'])} | ≤ 0.1: "
                   f"{ok(f['cpu'] <= CPU_RATIO_TARGET * b['cpu'])} |",
@@ -708,11 +711,13 @@ def report(r, args, p):
             lines += [f"With Sentry on (a receiver on 127.0.0.1, an ERROR event every 2 s: "
                       f"{s_on['posts']} envelopes sent in {secs} s): peak RSS "
                       f"{mib(s_on['peak_tree'])}, {ratio(s_on['peak_tree'], f['peak_tree'])} of "
-                      f"Sentry off's; CPU {s_on['cpu'] * 1000:.0f} ms.", ""]
+                      f"Sentry off's (private {mib(s_on['rss_anon'])}, file pages "
+                      f"{mib(s_on['rss_file'])} at the end); CPU {s_on['cpu'] * 1000:.0f} ms.", ""]
             before = fp.get("before")
             if before:
                 lines += [f"The --before binary ({args.before}), "
-                          f"same configuration: peak RSS {mib(before['peak_tree'])}; this build with "
+                          f"same configuration: peak RSS {mib(before['peak_tree'])} (private "
+                          f"{mib(before['rss_anon'])}, file pages {mib(before['rss_file'])}); this build with "
                           f"Sentry off is {ratio(f['peak_tree'], before['peak_tree'])} of it, with "
                           f"Sentry on {ratio(s_on['peak_tree'], before['peak_tree'])}.", ""]
             targets.append(("footprint: fakeups peak RSS ≤ 6 MiB, Sentry on",

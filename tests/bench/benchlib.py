@@ -318,6 +318,9 @@ class Tree:
     def stop(self, timeout=10.0):
         """SIGTERM, wait, and the figures of the whole run."""
         hwm = status_field(self.pid, "VmHWM")
+        # What the RSS is made of at the end: private memory, and pages of
+        # files (the binary, libc: shared, clean, reclaimable).
+        anon, file = status_field(self.pid, "RssAnon"), status_field(self.pid, "RssFile")
         try:
             icmp = icmp_socket_kind(self.pid)
         except OSError:
@@ -344,6 +347,8 @@ class Tree:
             "ivcsw": ru.ru_nivcsw,
             "maxrss": ru.ru_maxrss * 1024,
             "hwm": hwm,
+            "rss_anon": anon,
+            "rss_file": file,
             "peak_tree_sampled": self.peak_tree,
             "exit": self.proc.returncode,
             "icmp_socket": icmp,

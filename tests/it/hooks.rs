@@ -400,10 +400,22 @@ fn a_burst_of_1000_events_grows_peak_rss_by_at_most_1_mib() {
         status["outlets"]["hooks"]["dropped"]
     );
     assert!(before > 0);
-    assert!(
-        after <= before + 1024,
-        "peak RSS grew from {before} KiB to {after} KiB"
-    );
+    // Under qemu-user (FAKEUPS_TEST_RUNNER) VmHWM is the emulator's, whose
+    // translated code and buffers grow with what the guest runs: measured
+    // there, 1000 events add about 5 MiB of qemu's own. The bound is the
+    // daemon's, and checked where the daemon is the process: natively.
+    let runner = std::env::var("FAKEUPS_TEST_RUNNER").unwrap_or_default();
+    if runner.trim().is_empty() {
+        assert!(
+            after <= before + 1024,
+            "peak RSS grew from {before} KiB to {after} KiB"
+        );
+    } else {
+        println!(
+            "NOTE: under {runner} the peak RSS is the emulator's: the 1 MiB bound is checked \
+             on native runs only"
+        );
+    }
     assert!(
         status["outlets"]["hooks"]["dropped"].as_u64().unwrap_or(0) > 0,
         "{status:#}"
