@@ -22,14 +22,6 @@ use crate::support::{self, require, stderr, wait_for, workdir};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn root() -> Result<(), String> {
-    if support::is_root() {
-        Ok(())
-    } else {
-        Err("needs root for raw ICMP".into())
-    }
-}
-
 /// A hook script at DIR/hook.sh that appends its FAKEUPS_ variables and
 /// capabilities to DIR/hook.out, one record per run ending in "---", then
 /// runs `then`.
@@ -206,7 +198,7 @@ fn every_event_reaches_the_hook_once_in_order_with_its_variables() {
 #[test]
 fn a_slow_hook_is_killed_a_failing_one_logged_and_the_next_events_arrive() {
     require!(
-        root(),
+        support::root(),
         "a_slow_hook_is_killed_a_failing_one_logged_and_the_next_events_arrive"
     );
     let dir = workdir();
@@ -270,7 +262,10 @@ fn a_slow_hook_is_killed_a_failing_one_logged_and_the_next_events_arrive() {
 /// the same ambient set, as systemd gives it.
 #[test]
 fn the_hook_has_none_of_the_daemons_capability() {
-    require!(root(), "the_hook_has_none_of_the_daemons_capability");
+    require!(
+        support::root(),
+        "the_hook_has_none_of_the_daemons_capability"
+    );
     if !support::have("setpriv") {
         support::skip(
             "the_hook_has_none_of_the_daemons_capability",
@@ -365,7 +360,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 #[test]
 fn a_burst_of_1000_events_grows_peak_rss_by_at_most_1_mib() {
     require!(
-        root(),
+        support::root(),
         "a_burst_of_1000_events_grows_peak_rss_by_at_most_1_mib"
     );
     let dir = workdir();

@@ -19,15 +19,6 @@ fn with_sentry(config: String, dsn: &str) -> String {
     format!("{config}[sentry]\ndsn = \"{dsn}\"\nenvironment = \"it-test\"\n")
 }
 
-/// Root for raw ICMP on loopback, where no namespace is needed.
-fn root() -> Result<(), String> {
-    if support::is_root() {
-        Ok(())
-    } else {
-        Err("needs root for raw ICMP".into())
-    }
-}
-
 #[test]
 fn power_transitions_and_errors_reach_sentry_once_each() {
     require!(
@@ -145,7 +136,10 @@ fn thread_sleep(d: Duration) {
 /// binary (panic = "abort") dies of SIGABRT.
 #[test]
 fn a_panic_reaches_sentry_before_the_process_dies() {
-    require!(root(), "a_panic_reaches_sentry_before_the_process_dies");
+    require!(
+        support::root(),
+        "a_panic_reaches_sentry_before_the_process_dies"
+    );
     let receiver = Receiver::start();
     let dir = workdir();
     let cfg = TestConfig::new(&["127.0.0.1".to_string()]);

@@ -106,6 +106,15 @@ pub fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Root, for raw ICMP on loopback where no namespace is needed.
+pub fn root() -> Result<(), String> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err("needs root for raw ICMP".into())
+    }
+}
+
 /// Root and iproute2, for network namespaces.
 pub fn root_and_netns() -> Result<(), String> {
     if !is_root() {
