@@ -47,7 +47,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[command(
     name = "fakeupsctl",
     version,
-    about = "Pause, resume and inspect the fakeups daemon",
+    about = "Pause, resume, inspect the fakeups daemon, wake machines and run drills",
     long_about = "Pause, resume and inspect the fakeups daemon over its control socket.\n\n\
 A pause holds the published status at OL with a full battery whatever the sentinels do, \
 for maintenance on a sentinel (e.g. a router reboot). It survives a restart of the daemon \
@@ -100,6 +100,27 @@ to it. Open to every local user."
         #[arg(long)]
         json: bool,
     },
+    /// Send a wake-on-LAN magic packet now
+    #[command(long_about = "Send a wake-on-LAN magic packet now to a machine: a \
+[[wake.host]] by its name or MAC, a NUT client of the last outage by its address, or \
+any MAC in this machine's IPv4 neighbour table. The packet goes as UDP to port 9 of \
+the directed broadcast of the subnet that reaches it. Needs root or group fakeups.")]
+    Wake {
+        /// A [[wake.host]] name, a NUT client's address, or a MAC (00:11:32:aa:bb:cc)
+        #[arg(value_name = "NAME|MAC")]
+        target: String,
+    },
+    /// Run a simulated outage through the whole chain, or stop it
+    #[command(
+        long_about = "Run a drill: a simulated outage through the whole chain, so \
+that the machines on the UPS can be seen to shut down and come back without pulling a \
+plug. The status goes OB at once, OB LB when the battery model says (NUT clients shut \
+down then, as in a real outage), and OL after --for; then the machines that went down are \
+woken as after a real outage (wake.after, wake.retry-every). Logged as a drill \
+everywhere (FAKEUPS_DRILL=1 for hooks, tag drill=true in Sentry). Refused while paused \
+or on battery; a restart of the daemon ends it. Needs root."
+    )]
+    Drill(DrillArgs),
     /// Print the NUT configuration fakeups needs (for a NUT set up by hand)
     #[command(long_about = "Print what /etc/nut/nut.conf, ups.conf, upsd.conf and \
 upsd.users need for fakeups: the three UPS names (fakeups, qnapups, ups) reading the \
@@ -122,6 +143,17 @@ The package installs the bash one; e.g. `fakeupsctl completions zsh > ~/.zfunc/_
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// How long the simulated outage lasts before OL, e.g. 10m
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, required_unless_present = "stop", conflicts_with = "stop")]
+    pub duration: Option<Duration>,
+
+    /// End the drill under way now
+    #[arg(long)]
+    pub stop: bool,
 }
 
 #[derive(Debug, Args)]

@@ -21,3 +21,4 @@ mod paths;
 mod probe;
 mod state;
 mod sys;
+mod wake;

@@ -3,6 +3,7 @@
 //! about (and the entry of a list, when it is in one).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct Problem {
     pub key: Vec<String>,
     /// The entry of the list the problem is in, when it is in one.
     pub entry: Option<usize>,
+    /// The key within that entry, when the list is an array of tables.
+    pub field: Option<&'static str>,
     pub message: String,
 }
 
@@ -26,6 +29,7 @@ impl Problem {
         Problem {
             key: key.iter().map(|k| k.to_string()).collect(),
             entry: None,
+            field: None,
             message,
         }
     }
@@ -143,6 +147,7 @@ pub fn check(config: &Config) -> Result<(), Problem> {
     }
     check_events(config)?;
     check_sentry(config)?;
+    check_wake(config)?;
     for (i, name) in config.nut.ups.iter().enumerate() {
         if !is_ups_name(name) {
             return Err(Problem {
@@ -220,6 +225,128 @@ fn check_sentry(config: &Config) -> Result<(), Problem> {
                 s.dsn
             ),
         ));
+    }
+    Ok(())
+}
+
+/// `[wake]`: timings that can be met, and hosts that can be told apart
+/// and reached.
+fn check_wake(config: &Config) -> Result<(), Problem> {
+    let w = &config.wake;
+    for (key, value, min, max) in [
+        ("after", w.after, Duration::ZERO, DAY),
+        ("retry-every", w.retry_every, Duration::from_secs(1), HOUR),
+        (
+            "give-up-after",
+            w.give_up_after,
+            Duration::from_secs(1),
+            WEEK,
+        ),
+    ] {
+        let message = if value < min {
+            format!(
+                "{} is shorter than {}",
+                fmt_duration(value),
+                fmt_duration(min)
+            )
+        } else if value > max {
+            format!(
+                "{} is longer than the {} allowed",
+                fmt_duration(value),
+                fmt_duration(max)
+            )
+        } else {
+            continue;
+        };
+        return Err(Problem::new(&["wake", key], message));
+    }
+    let mut names = HashMap::with_capacity(w.host.len());
+    let mut macs = HashMap::with_capacity(w.host.len());
+    for (i, host) in w.host.iter().enumerate() {
+        let at = |field: &'static str, message: String| Problem {
+            entry: Some(i),
+            field: Some(field),
+            ..Problem::new(&["wake", "host"], message)
+        };
+        if host.name.is_empty() || host.name.len() > 64 {
+            return Err(at("name", "must have 1 to 64 characters".into()));
+        }
+        if host.name.chars().any(char::is_control) {
+            return Err(at(
+                "name",
+                format!("{:?} contains a control character", host.name),
+            ));
+        }
+        if let Some(first) = names.insert(host.name.as_str(), i) {
+            return Err(at(
+                "name",
+                format!(
+                    "{:?} names two hosts (entries {} and {})",
+                    host.name,
+                    first + 1,
+                    i + 1
+                ),
+            ));
+        }
+        if let Some(first) = macs.insert(host.mac, i) {
+            return Err(at(
+                "mac",
+                format!(
+                    "{} is the MAC of two hosts (entries {} and {})",
+                    host.mac,
+                    first + 1,
+                    i + 1
+                ),
+            ));
+        }
+        if let Some(name) = &host.interface
+            && (name.is_empty()
+                || name.len() > 15
+                || name == "."
+                || name == ".."
+                || name
+                    .chars()
+                    .any(|c| c == '/' || c.is_whitespace() || c.is_control()))
+        {
+            return Err(at(
+                "interface",
+                format!(
+                    "{name:?} is not a network interface name (1 to 15 characters, no '/' or spaces)"
+                ),
+            ));
+        }
+        if let Some(address) = host.address
+            && (address.is_loopback() || address.is_unspecified() || address.is_multicast())
+        {
+            return Err(at(
+                "address",
+                format!("{address} is not the address of a host on the LAN"),
+            ));
+        }
+        match (host.address, &host.interface) {
+            (None, None) => {
+                return Err(at(
+                    "mac",
+                    format!(
+                        "host {:?} has neither an address nor an interface: give its IPv4 \
+                         address (or the interface it is reached on), so that fakeups knows \
+                         which subnet's broadcast reaches it",
+                        host.name
+                    ),
+                ));
+            }
+            (Some(IpAddr::V6(_)), None) => {
+                return Err(at(
+                    "address",
+                    format!(
+                        "{} is IPv6: wake-on-LAN goes to an IPv4 subnet's broadcast; add \
+                         `interface` to name the one that reaches it",
+                        host.address.map(|a| a.to_string()).unwrap_or_default()
+                    ),
+                ));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

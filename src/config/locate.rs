@@ -16,8 +16,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Where the value of a dotted key path is written in `text`, if it is; with
-/// `entry`, where that entry of the list is.
-pub fn locate_key(text: &str, key: &[String], entry: Option<usize>) -> Option<(usize, usize)> {
+/// `entry`, where that entry of the list is; with `field` too, where that
+/// key of the entry (a table of an array of tables) is.
+pub fn locate_key(
+    text: &str,
+    key: &[String],
+    entry: Option<usize>,
+    field: Option<&str>,
+) -> Option<(usize, usize)> {
     let doc = toml::de::DeTable::parse(text).ok()?;
     let mut table = doc.get_ref();
     let mut span = None;
@@ -31,7 +37,15 @@ pub fn locate_key(text: &str, key: &[String], entry: Option<usize>) -> Option<(u
         }
     }
     if let (Some(i), Some(value)) = (entry, value) {
-        span = Some(value.get_ref().as_array()?.get(i)?.span());
+        let item = value.get_ref().as_array()?.get(i)?;
+        span = Some(item.span());
+        if let Some(field) = field {
+            let table = item.get_ref().as_table()?;
+            match table.iter().find(|(k, _)| k.get_ref().as_ref() == field) {
+                Some((_, v)) => span = Some(v.span()),
+                None => span = Some(item.span()),
+            }
+        }
     }
     span.map(|s| line_col(text, s.start))
 }

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 use crate::paths;
 
-pub use schema::{Battery, Config, Control, Detection, Events, Log, Nut, Pause, SentryConfig};
+pub use schema::{
+    Battery, Config, Control, Detection, Events, Log, Nut, Pause, SentryConfig, WakeConfig,
+    WakeHost,
+};
 
 use locate::{deep_key, line_col, locate_key};
 
@@ -151,7 +154,7 @@ fn data_file_in_use(path: PathBuf) -> PathBuf {
 fn key_error(path: &Path, text: &str, problem: check::Problem) -> ConfigError {
     ConfigError::new(
         path,
-        locate_key(text, &problem.key, problem.entry),
+        locate_key(text, &problem.key, problem.entry, problem.field),
         &format!("{}: {}", problem.key.join("."), problem.message),
     )
 }

@@ -1,12 +1,13 @@
 //! The schema of /etc/fakeups/fakeups.toml: every table and key, each with
 //! its default (the shipped file documents the same values).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::Quorum;
+use crate::core::{Mac, Quorum};
 use crate::paths;
 use crate::probe::SentinelSpec;
 use crate::sys::logging::Level;
@@ -27,6 +28,7 @@ pub struct Config {
     pub control: Control,
     pub events: Events,
     pub sentry: SentryConfig,
+    pub wake: WakeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -122,6 +124,52 @@ pub struct SentryConfig {
     pub release: String,
 }
 
+/// `[wake]`: wake-on-LAN for the machines that went down in an outage.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct WakeConfig {
+    /// Wake the NUT clients that were logged in during the outage.
+    pub nut_clients: bool,
+    /// How long power must be back before the first packet.
+    #[serde(with = "humantime_serde")]
+    pub after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_every: Duration,
+    /// How long after the first packet a machine that is not up is given up.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// `[[wake.host]]`: more machines to wake after an outage.
+    pub host: Vec<WakeHost>,
+}
+
+/// One `[[wake.host]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WakeHost {
+    /// For logs, status and `fakeupsctl wake NAME`.
+    pub name: String,
+    pub mac: Mac,
+    /// Pinged to know whether it is up; picks the subnet to broadcast on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// The interface whose subnet's broadcast reaches it, when there is
+    /// no IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        WakeConfig {
+            nut_clients: true,
+            after: Duration::from_secs(120),
+            retry_every: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(30 * 60),
+            host: vec![],
+        }
+    }
+}
+
 impl Default for Events {
     fn default() -> Self {
         Events {
@@ -155,6 +203,7 @@ impl Default for Config {
             control: Control::default(),
             events: Events::default(),
             sentry: SentryConfig::default(),
+            wake: WakeConfig::default(),
         }
     }
 }

@@ -53,6 +53,17 @@ pub enum Request {
     },
     /// End a pause.
     Resume {},
+    /// Send a magic packet now to `target`: a wake target's or
+    /// `[[wake.host]]`'s name, or a MAC.
+    Wake { target: String },
+    /// Start a drill of `seconds` (a simulated outage), or stop the one
+    /// under way.
+    Drill {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stop: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,7 +76,8 @@ pub struct RequestFrame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {
-    /// The caller may not do this (pause and resume need root or group fakeups).
+    /// The caller may not do this (pause, resume and wake need root or
+    /// group fakeups; a drill needs root).
     PermissionDenied,
     /// The frame or the request is not understood.
     BadRequest,

@@ -28,6 +28,61 @@ pub struct StatusReport {
     /// a daemon older than 0.3.0.
     #[serde(default)]
     pub outlets: OutletsReport,
+    /// The machines to wake after the last outage. Absent from a daemon
+    /// older than 0.4.0.
+    #[serde(default)]
+    pub wake: WakeReport,
+    /// The drill under way, if one is.
+    #[serde(default)]
+    pub drill: Option<DrillReport>,
+}
+
+/// Wake-on-LAN after an outage.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WakeReport {
+    /// The outage whose machines are (or will be) woken; None once the
+    /// wake is over.
+    pub outage: Option<OutageReport>,
+    /// When the first packets go out, while power is back but not yet for
+    /// `wake.after`.
+    pub first_packet_at: Option<DateTime<Local>>,
+    /// Packets are going out.
+    pub waking: bool,
+    /// The targets of the last outage, and how each fared.
+    pub targets: Vec<WakeTargetReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageReport {
+    pub since: DateTime<Local>,
+    pub drill: bool,
+    pub on_battery: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WakeTargetReport {
+    /// The `[[wake.host]]` name, or the NUT client's address.
+    pub name: String,
+    pub nut_client: bool,
+    pub address: Option<IpAddr>,
+    pub mac: Option<String>,
+    /// `config` or `neighbours`.
+    pub mac_from: Option<String>,
+    /// `down`, `up`, `gave-up` or `no-mac`.
+    pub state: String,
+    /// Magic packets sent since the outage.
+    pub sent: u32,
+    /// Up this long after the first packet; absent if it stayed up.
+    pub up_after_ms: Option<u64>,
+    /// The state for people: "sent 3 time(s)", "up after 1m 5s".
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub since: DateTime<Local>,
+    pub until: DateTime<Local>,
+    pub by: String,
 }
 
 /// `[events] command` and `[sentry] dsn`, as they fare.

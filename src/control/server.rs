@@ -35,6 +35,11 @@ use crate::sys::logging;
 /// The message of a refused pause or resume.
 pub const PERMISSION_DENIED: &str =
     "permission denied: pausing needs root or membership of group fakeups";
+/// The message of a refused wake.
+pub const WAKE_DENIED: &str =
+    "permission denied: waking a machine needs root or membership of group fakeups";
+/// The message of a refused drill.
+pub const DRILL_DENIED: &str = "permission denied: a drill needs root";
 /// How long a client has to send its whole request, from the moment it is
 /// accepted. A slow one (a byte now and then) is dropped like an idle one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -58,6 +63,29 @@ pub enum Command {
         by: String,
         reply: oneshot::Sender<Response>,
     },
+    Wake {
+        target: String,
+        by: String,
+        reply: oneshot::Sender<Response>,
+    },
+    Drill {
+        seconds: Option<u64>,
+        stop: bool,
+        by: String,
+        reply: oneshot::Sender<Response>,
+    },
+}
+
+impl Command {
+    /// Where the answer goes.
+    pub fn reply(&self) -> &oneshot::Sender<Response> {
+        match self {
+            Command::Pause { reply, .. }
+            | Command::Resume { reply, .. }
+            | Command::Wake { reply, .. }
+            | Command::Drill { reply, .. } => reply,
+        }
+    }
 }
 
 /// The listening socket and the task that serves it.
@@ -318,6 +346,8 @@ async fn handle(mut stream: UnixStream, place: Place) {
                     Request::Status {} => Asked::Other,
                     Request::Pause { .. } => Asked::Command("pause"),
                     Request::Resume {} => Asked::Command("resume"),
+                    Request::Wake { .. } => Asked::Command("wake"),
+                    Request::Drill { .. } => Asked::Command("drill"),
                 };
                 (answer(&stream, uid, request, shared).await, asked)
             }
@@ -390,21 +420,19 @@ fn encode_answer(response: Response, asked: Asked) -> Vec<u8> {
 
 async fn answer(stream: &UnixStream, uid: u32, request: Request, shared: &Arc<Shared>) -> Response {
     // Status is open to everyone and never waits for the main loop.
-    let pause = match request {
-        Request::Status {} => {
-            return Response::Ok {
-                message: None,
-                status: Box::new(StatusReport::clone(&shared.reports.borrow())),
-            };
-        }
-        Request::Pause {
-            seconds,
-            until_resumed,
-            reason,
-        } => Some((seconds, until_resumed, reason)),
-        Request::Resume {} => None,
+    if let Request::Status {} = request {
+        return Response::Ok {
+            message: None,
+            status: Box::new(StatusReport::clone(&shared.reports.borrow())),
+        };
+    }
+    let what = match &request {
+        Request::Status {} => "status",
+        Request::Pause { .. } => "pause",
+        Request::Resume {} => "resume",
+        Request::Wake { .. } => "wake",
+        Request::Drill { .. } => "drill",
     };
-    let what = if pause.is_some() { "pause" } else { "resume" };
     let cred = match credentials(stream) {
         Ok(cred) => cred,
         Err(e) => {
@@ -431,23 +459,49 @@ async fn answer(stream: &UnixStream, uid: u32, request: Request, shared: &Arc<Sh
             );
         }
     };
-    if !peer.may_control(group) {
-        let message = format!(
-            "refused a {what} request from {by}: neither root nor in group {CONTROL_GROUP}"
-        );
+    let drill = matches!(request, Request::Drill { .. });
+    let allowed = if drill {
+        peer.uid == 0
+    } else {
+        peer.may_control(group)
+    };
+    if !allowed {
+        let who = if drill {
+            "not root".to_string()
+        } else {
+            format!("neither root nor in group {CONTROL_GROUP}")
+        };
+        let message = format!("refused a {what} request from {by}: {who}");
         shared.note(uid, Trouble::Denied(message));
-        return Response::error(ErrorKind::PermissionDenied, PERMISSION_DENIED);
+        let denied = match request {
+            Request::Drill { .. } => DRILL_DENIED,
+            Request::Wake { .. } => WAKE_DENIED,
+            _ => PERMISSION_DENIED,
+        };
+        return Response::error(ErrorKind::PermissionDenied, denied);
     }
     let (reply, wait) = oneshot::channel();
-    let command = match pause {
-        Some((seconds, until_resumed, reason)) => Command::Pause {
+    let command = match request {
+        Request::Pause {
+            seconds,
+            until_resumed,
+            reason,
+        } => Command::Pause {
             seconds,
             until_resumed,
             reason,
             by,
             reply,
         },
-        None => Command::Resume { by, reply },
+        Request::Resume {} => Command::Resume { by, reply },
+        Request::Wake { target } => Command::Wake { target, by, reply },
+        Request::Drill { seconds, stop } => Command::Drill {
+            seconds,
+            stop,
+            by,
+            reply,
+        },
+        Request::Status {} => return Response::error(ErrorKind::BadRequest, "not a command"),
     };
     if shared.commands.send(command).await.is_err() {
         return Response::error(ErrorKind::Failed, "the daemon is stopping");
@@ -528,6 +582,8 @@ mod tests {
             pause: None,
             nut: report::NutReport::default(),
             outlets: report::OutletsReport::default(),
+            wake: report::WakeReport::default(),
+            drill: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod power;
 pub mod quorum;
 pub mod restore;
 pub mod status;
+pub mod wake;
 
 pub use moment::Moment;
 pub use pause::PauseRecord;
@@ -16,3 +17,4 @@ pub use power::{PowerModel, PowerSettings};
 pub use quorum::Quorum;
 pub use restore::{Saved, newest, restore};
 pub use status::{Cause, Published, Status, Transition};
+pub use wake::{Mac, Wake, WakeRecord, WakeSettings};

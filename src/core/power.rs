@@ -32,6 +32,8 @@ pub struct PowerModel {
     /// Start of the current run of rounds that did not (while on battery).
     back_since: Option<Instant>,
     paused: bool,
+    /// A drill runs: on battery whatever the sentinels say.
+    drill: bool,
 }
 
 impl PowerModel {
@@ -45,6 +47,7 @@ impl PowerModel {
             lost_since: None,
             back_since: None,
             paused: false,
+            drill: false,
         }
     }
 
@@ -79,6 +82,10 @@ impl PowerModel {
         self.advance(now);
         if self.paused {
             return None;
+        }
+        if self.drill {
+            let from = self.status;
+            return self.tick_low(from);
         }
         let lost = self.settings.quorum.is_met(silent, total);
         let from = self.status;
@@ -156,6 +163,50 @@ impl PowerModel {
             }
         }
         None
+    }
+
+    /// Starts a drill at `now`: OB at once (OB LB if the battery is already
+    /// below the line), then the battery drains as in an outage, whatever
+    /// the sentinels say, until `end_drill`.
+    pub fn start_drill(&mut self, now: Instant) -> Option<Transition> {
+        self.advance(now);
+        self.drill = true;
+        self.lost_since = None;
+        self.back_since = None;
+        let from = self.status;
+        if from != Status::Online {
+            return None;
+        }
+        self.status = Status::OnBattery;
+        self.update_low();
+        Some(Transition {
+            from,
+            to: self.status,
+            cause: Cause::DrillStarted,
+        })
+    }
+
+    /// Ends a drill at `now`: OL, and the sentinels decide again from the
+    /// next round (a real outage needs its whole `on-battery-after`).
+    pub fn end_drill(&mut self, now: Instant) -> Option<Transition> {
+        self.advance(now);
+        if !self.drill {
+            return None;
+        }
+        self.drill = false;
+        self.lost_since = None;
+        self.back_since = None;
+        let from = self.status;
+        self.status = Status::Online;
+        (from != Status::Online).then_some(Transition {
+            from,
+            to: Status::Online,
+            cause: Cause::DrillEnded,
+        })
+    }
+
+    pub fn drill(&self) -> bool {
+        self.drill
     }
 
     /// What is written for NUT now.

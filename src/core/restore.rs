@@ -19,6 +19,8 @@ pub struct Saved {
     pub charge: f64,
     pub status_since: DateTime<Local>,
     pub pause: Option<PauseRecord>,
+    /// A drill was under way: its OB is not a real outage.
+    pub drill: bool,
     pub at: Moment,
 }
 
@@ -73,6 +75,16 @@ pub fn restore(saved: &Saved, now: &Moment, runtime: Duration) -> Restored {
     };
     let mut notes = vec![];
     let (status, charge, status_since) = match (saved.status.on_battery(), down_for) {
+        // A drill does not outlive the daemon: its outage was simulated.
+        (true, _) if saved.drill => {
+            notes.push(format!(
+                "a drill was under way ({}): it ended with the restart; starting on mains \
+                 with battery {}",
+                saved.status,
+                percent(charge)
+            ));
+            (Status::Online, charge, now.wall)
+        }
         (false, _) => {
             notes.push(format!("restored OL with battery {}", percent(charge)));
             (Status::Online, charge, saved.status_since)
@@ -155,6 +167,7 @@ mod tests {
     /// Saved at 1000 s after boot BOOT.
     fn saved(status: Status, charge: f64, wall: DateTime<Local>) -> Saved {
         Saved {
+            drill: false,
             status,
             charge,
             status_since: wall - TimeDelta::seconds(60),
@@ -239,6 +252,20 @@ mod tests {
             Status::Online
         );
         assert!(newest([], &now).is_none());
+    }
+
+    #[test]
+    fn a_drill_ends_with_a_restart_on_mains_keeping_its_charge() {
+        let t = Local::now();
+        let mut s = saved(Status::LowBattery, 0.4, t);
+        s.drill = true;
+        let r = restore(&s, &moment(BOOT, 1010, t), RUNTIME);
+        assert_eq!((r.status, r.charge), (Status::Online, 0.4));
+        assert!(
+            r.notes[0].contains("a drill was under way (OB LB)"),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]

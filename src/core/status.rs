@@ -54,6 +54,10 @@ pub enum Cause {
     PowerRestored,
     /// A pause forced `OL`.
     Paused,
+    /// `fakeupsctl drill` started a simulated outage.
+    DrillStarted,
+    /// The drill ended (its time was up, or it was stopped).
+    DrillEnded,
 }
 
 /// The values written for NUT.

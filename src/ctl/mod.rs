@@ -92,6 +92,19 @@ async fn run(args: CtlArgs) -> Result<String, Failure> {
         CtlCommand::Completions { shell } => return Ok(completions(*shell)),
         CtlCommand::Status { json } => (Request::Status {}, *json),
         CtlCommand::Resume => (Request::Resume {}, false),
+        CtlCommand::Wake { target } => (
+            Request::Wake {
+                target: target.clone(),
+            },
+            false,
+        ),
+        CtlCommand::Drill(d) => (
+            Request::Drill {
+                seconds: d.duration.map(|d| d.as_secs().max(1)),
+                stop: d.stop,
+            },
+            false,
+        ),
         CtlCommand::Pause(p) => (
             Request::Pause {
                 seconds: p.duration.map(|d| d.as_secs().max(1)),

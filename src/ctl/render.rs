@@ -159,15 +159,59 @@ pub(super) fn render_status(r: &StatusReport, now: DateTime<Local>) -> String {
             outlet.dropped
         );
     }
+    render_wake(&mut o, r);
     o
+}
+
+/// The drill under way, and the machines of the last outage to wake.
+fn render_wake(o: &mut String, r: &StatusReport) {
+    if let Some(d) = &r.drill {
+        let _ = writeln!(
+            o,
+            "Drill:     by {} since {}, OL at {}",
+            d.by,
+            clock(d.since),
+            clock(d.until)
+        );
+    }
+    let w = &r.wake;
+    let phase = match (&w.outage, w.first_packet_at) {
+        (Some(out), _) if out.on_battery => format!(
+            "{} since {}: waiting for power to come back",
+            if out.drill { "drill" } else { "outage" },
+            clock(out.since)
+        ),
+        (Some(_), Some(at)) => format!(
+            "power back: waiting until {} for the first packet",
+            clock(at)
+        ),
+        (Some(_), None) if w.waking => "waking".to_string(),
+        (Some(_), None) => "waiting for power to stay back".to_string(),
+        (None, _) if w.targets.is_empty() => "nothing to wake".to_string(),
+        (None, _) => "done (last outage)".to_string(),
+    };
+    let _ = writeln!(o, "Wake:      {phase}");
+    for t in &w.targets {
+        let mac = match (&t.mac, t.mac_from.as_deref()) {
+            (Some(m), Some(from)) => format!("{m}, from {from}"),
+            (Some(m), None) => m.clone(),
+            (None, _) => "no MAC known".to_string(),
+        };
+        let name = match t.address {
+            Some(a) if a.to_string() != t.name => format!("{} ({a})", t.name),
+            _ => t.name.clone(),
+        };
+        let _ = writeln!(o, "  {name} [{mac}]: {}", t.description);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::report::{
-        BatteryReport, DaemonInfo, DetectionReport, FailureReport, NutReport, OutletReport,
-        OutletsReport, PauseReport, SentinelReport, UpsReport,
+        BatteryReport, DaemonInfo, DetectionReport, FailureReport, NutReport, OutageReport,
+        OutletReport, OutletsReport, PauseReport, SentinelReport, UpsReport, WakeReport,
+        WakeTargetReport,
     };
     use chrono::TimeDelta;
 
@@ -260,7 +304,58 @@ mod tests {
                 },
                 sentry: OutletReport::default(),
             },
+            wake: WakeReport {
+                outage: Some(OutageReport {
+                    since: now - TimeDelta::seconds(600),
+                    drill: false,
+                    on_battery: false,
+                }),
+                first_packet_at: None,
+                waking: true,
+                targets: vec![
+                    WakeTargetReport {
+                        name: "nas".into(),
+                        nut_client: false,
+                        address: Some("192.168.1.20".parse().unwrap()),
+                        mac: Some("00:11:32:aa:bb:cc".into()),
+                        mac_from: Some("config".into()),
+                        state: "down".into(),
+                        sent: 3,
+                        up_after_ms: None,
+                        description: "sent 3 time(s)".into(),
+                    },
+                    WakeTargetReport {
+                        name: "192.168.1.21".into(),
+                        nut_client: true,
+                        address: Some("192.168.1.21".parse().unwrap()),
+                        mac: None,
+                        mac_from: None,
+                        state: "no-mac".into(),
+                        sent: 0,
+                        up_after_ms: None,
+                        description: "no MAC known".into(),
+                    },
+                ],
+            },
+            drill: None,
         }
+    }
+
+    #[test]
+    fn the_wake_for_a_person() {
+        let now = Local::now();
+        let text = render_status(&report(now), now);
+        assert!(text.contains("Wake:      waking\n"), "{text}");
+        assert!(
+            text.contains(
+                "  nas (192.168.1.20) [00:11:32:aa:bb:cc, from config]: sent 3 time(s)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  192.168.1.21 [no MAC known]: no MAC known\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -22,16 +22,33 @@ impl<P: Probe> Daemon<P> {
     /// Carries out a pause or resume from the control socket, unless the
     /// client stopped waiting for it (it was told it failed).
     pub(super) fn command(&mut self, command: Command) {
-        let closed = match &command {
-            Command::Pause { reply, .. } | Command::Resume { reply, .. } => reply.is_closed(),
-        };
-        if closed {
+        if command.reply().is_closed() {
             logging::warning(
-                "a pause or resume came too late: its client had given up; not carried out",
+                "a command (pause, resume, wake, drill) came too late: its client had given up; \
+                 not carried out",
             );
             return;
         }
         let (reply, response) = match command {
+            Command::Wake { target, by, reply } => {
+                self.wake_now(target, by, reply);
+                return;
+            }
+            Command::Drill {
+                seconds,
+                stop,
+                by,
+                reply,
+            } => {
+                let response = match self.drill_command(seconds, stop, by) {
+                    Ok(text) => self.publish_for_reply(text),
+                    Err(response) => {
+                        let _ = reply.send(response);
+                        return;
+                    }
+                };
+                (reply, Ok(response))
+            }
             Command::Pause {
                 seconds,
                 until_resumed,
@@ -88,6 +105,15 @@ impl<P: Probe> Daemon<P> {
             Ok(length) => length,
             Err(e) => return Err(Response::error(ErrorKind::BadRequest, e.to_string())),
         };
+        if let Some(d) = &self.drill {
+            return Err(Response::error(
+                ErrorKind::Failed,
+                format!(
+                    "a drill by {} is under way: `fakeupsctl drill --stop` ends it first",
+                    d.by
+                ),
+            ));
+        }
         let record = PauseRecord::new(&self.clock.moment(), length, by, reason);
         let before = self.model.published().status.as_nut();
         if let Some(t) = self.model.set_paused(self.clock.now(), true) {

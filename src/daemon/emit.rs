@@ -21,6 +21,13 @@ impl<P: Probe> Daemon<P> {
         status: &'static str,
     ) {
         let p = self.model.published();
+        let drill = match kind {
+            EventKind::DrillStarted | EventKind::DrillEnded => true,
+            EventKind::WakeSent | EventKind::Woken | EventKind::WakeGaveUp => {
+                self.wake.wake.drill()
+            }
+            _ => self.drill.is_some(),
+        };
         self.events.emit(Event {
             kind,
             status,
@@ -29,7 +36,7 @@ impl<P: Probe> Daemon<P> {
             runtime: p.runtime,
             message: message.to_string(),
             time: self.clock.wall(),
-            drill: false,
+            drill,
         });
     }
 
@@ -43,15 +50,33 @@ impl<P: Probe> Daemon<P> {
         previous: &'static str,
         status: &'static str,
     ) {
+        // A drill's transitions say so in every line and event.
+        let transition = matches!(
+            kind,
+            EventKind::OnBattery | EventKind::LowBattery | EventKind::Online
+        );
+        let message = if transition && self.drill.is_some() {
+            format!("Drill: {message}")
+        } else {
+            message.to_string()
+        };
+        let drill = match kind {
+            EventKind::DrillStarted | EventKind::DrillEnded => true,
+            EventKind::WakeSent | EventKind::Woken | EventKind::WakeGaveUp => {
+                self.wake.wake.drill()
+            }
+            _ => self.drill.is_some(),
+        };
         logging::event(
             level,
-            message,
+            &message,
             &[
                 ("FAKEUPS_STATUS", status),
                 ("FAKEUPS_PREVIOUS_STATUS", previous),
                 ("FAKEUPS_EVENT", kind.name()),
+                ("FAKEUPS_DRILL", if drill { "1" } else { "0" }),
             ],
         );
-        self.emit_with(kind, message, previous, status);
+        self.emit_with(kind, &message, previous, status);
     }
 }

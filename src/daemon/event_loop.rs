@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::round::Running;
+use super::wake::{step_done, step_due};
 use super::{Daemon, round_period};
 use crate::control::Command;
 use crate::format::fmt_duration;
@@ -75,6 +76,8 @@ impl<P: Probe> Daemon<P> {
                     self.finish_round(done);
                 }
                 Some(event) = disk.recv() => self.on_disk(event),
+                () = step_due(self.wake_due()) => self.start_wake_step(),
+                results = step_done(self.wake_step_mut()) => self.finish_wake_step(results),
                 // A hook ran or failed, Sentry answered or not: for status.
                 () = outlets.notified() => self.send_report(),
                 _ = watchdog.tick(), if watchdog_period.is_some() => self.watchdog(),
@@ -138,6 +141,7 @@ impl<P: Probe> Daemon<P> {
     fn stop(&mut self) {
         self.out.notifier.stopping();
         self.nut.stop();
+        self.wake.stop();
         self.control.server = None;
         self.save_and_wait();
         logging::info("fakeups stopping");

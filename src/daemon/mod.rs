@@ -23,6 +23,7 @@ mod report;
 mod round;
 #[cfg(test)]
 mod tests;
+mod wake;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,9 @@ use tokio::sync::{mpsc, watch};
 use crate::cli::DaemonArgs;
 use crate::config::Config;
 use crate::control::{ControlServer, StatusReport};
-use crate::core::{PauseRecord, PowerModel, PowerSettings, Saved, newest, restore};
+use crate::core::{
+    PauseRecord, PowerModel, PowerSettings, Saved, Wake, WakeRecord, newest, restore,
+};
 use crate::events::Outlets;
 use crate::nut::{DataFile, Identity};
 use crate::probe::{Addresses, Probe, Prober, SentinelSpec, Sentinels};
@@ -50,6 +53,7 @@ use clock::{Clock, SystemClock};
 use disk::Disk;
 use nut_watch::NutWatch;
 use publish::{Outputs, SaveKey};
+use wake::{DrillRun, WakeSide, wake_settings};
 
 /// Entry point of the `fakeups` binary.
 pub fn main(args: DaemonArgs) -> ExitCode {
@@ -230,6 +234,10 @@ pub(crate) struct Daemon<P> {
     control: ControlSide,
     /// Where events go besides the logs: the hook, Sentry.
     events: Outlets,
+    /// The machines to wake after an outage.
+    wake: WakeSide,
+    /// The drill under way.
+    drill: Option<DrillRun>,
     /// FAKEUPS_TEST_PANIC is set: the first round panics, so that a test
     /// can see the panic reach Sentry. Undocumented: only tests pull it.
     panic_for_test: bool,
@@ -249,6 +257,7 @@ impl<P: Probe> Daemon<P> {
         let moment = clock.moment();
         let now = moment.wall;
         let mut saves: Vec<Saved> = vec![];
+        let mut records: Vec<Option<WakeRecord>> = vec![];
         let mut load_error = None;
         // What the state directory holds: not saved again while unchanged.
         let mut on_disk = None;
@@ -258,9 +267,16 @@ impl<P: Probe> Daemon<P> {
         {
             match store.map(|s| s.load()) {
                 Some(Ok(Some(saved))) => {
+                    records.push(saved.wake.clone());
                     let saved = saved.saved();
                     if n == 0 {
-                        on_disk = Some(SaveKey::of(saved.status, &saved.pause, saved.charge));
+                        on_disk = Some(SaveKey::of(
+                            saved.status,
+                            &saved.pause,
+                            saved.charge,
+                            saved.drill,
+                            0,
+                        ));
                     }
                     saves.push(saved);
                 }
@@ -268,7 +284,12 @@ impl<P: Probe> Daemon<P> {
                 Some(Ok(None)) | None => {}
             }
         }
-        let found = match (newest(&saves, &moment), load_error) {
+        let chosen = newest(&saves, &moment);
+        let record = chosen
+            .and_then(|c| saves.iter().position(|s| std::ptr::eq(s, c)))
+            .and_then(|i| records.get(i).cloned().flatten());
+        let drill_ended = chosen.is_some_and(|s| s.drill && s.status.on_battery());
+        let found = match (chosen, load_error) {
             (Some(saved), Some(e)) => {
                 logging::warning(&format!("{e}; going on from the other copy"));
                 Ok(Some(saved.clone()))
@@ -299,8 +320,14 @@ impl<P: Probe> Daemon<P> {
         let data = DataFile::new(config.nut.data_file.clone(), Identity::of_this_machine());
         let sentinels = Sentinels::new(&config.sentinels);
         let events = Outlets::start(&config);
+        let wake = match record {
+            Some(record) => Wake::restore(wake_settings(&config), record, clock.now(), &moment),
+            None => Wake::new(wake_settings(&config)),
+        };
         let mut daemon = Daemon {
             events,
+            wake: WakeSide::new(wake),
+            drill: None,
             panic_for_test: std::env::var_os("FAKEUPS_TEST_PANIC").is_some(),
             addresses: Some(sentinels.addresses()),
             sentinels,
@@ -329,6 +356,30 @@ impl<P: Probe> Daemon<P> {
             daemon.model.set_paused(daemon.clock.now(), true);
             logging::notice(&format!("pause restored: paused {}", p.describe()));
             daemon.pause = Some(p);
+        }
+        if drill_ended {
+            let status = daemon.model.published().status.as_nut();
+            daemon.log_event(
+                crate::events::EventKind::DrillEnded,
+                crate::sys::logging::Level::Notice,
+                "Drill ended: fakeups restarted during it",
+                status,
+                status,
+            );
+            daemon.wake.serial += 1;
+        }
+        if let Some(n) = daemon
+            .wake
+            .wake
+            .targets()
+            .len()
+            .checked_sub(0)
+            .filter(|n| *n > 0)
+            && daemon.wake.wake.outage().is_some()
+        {
+            logging::info(&format!(
+                "wake restored: {n} machine(s) of the last outage to wake once power is back"
+            ));
         }
         daemon.warn_missing_families();
         daemon.send_report();

@@ -104,7 +104,8 @@ impl<P: Probe> Daemon<P> {
             }
         }
         self.nut.last = Some(snapshot);
-        self.announce();
+        self.wake_on_nut();
+        self.publish();
     }
 
     /// What the check of user nut's access found, after NUT said a driver

@@ -30,14 +30,25 @@ pub(super) struct SaveKey {
     status: Status,
     pause: Option<PauseRecord>,
     full: bool,
+    drill: bool,
+    /// The wake's steps and its end (`WakeSide::serial`).
+    wake: u64,
 }
 
 impl SaveKey {
-    pub(super) fn of(status: Status, pause: &Option<PauseRecord>, charge: f64) -> SaveKey {
+    pub(super) fn of(
+        status: Status,
+        pause: &Option<PauseRecord>,
+        charge: f64,
+        drill: bool,
+        wake: u64,
+    ) -> SaveKey {
         SaveKey {
             status,
             pause: pause.clone(),
             full: !status.on_battery() && charge >= 1.0,
+            drill,
+            wake,
         }
     }
 }
@@ -100,16 +111,31 @@ impl<P: Probe> Daemon<P> {
     pub(super) fn publish_and_save(&mut self, ack: Option<SaveAck>) {
         let published = self.model.published();
         let data = self.out.data.next(&published);
-        let key = SaveKey::of(self.model.status(), &self.pause, self.model.charge());
+        let key = SaveKey::of(
+            self.model.status(),
+            &self.pause,
+            self.model.charge(),
+            self.drill.is_some(),
+            self.wake.serial,
+        );
         let save = ack.is_some() || self.out.saved_key.as_ref() != Some(&key);
-        if data.is_some() || save {
-            let state = SavedState::new(Saved {
-                status: self.model.status(),
-                charge: self.model.charge(),
-                status_since: self.status_since,
-                pause: self.pause.clone(),
-                at: self.clock.moment(),
-            });
+        let wake_changed = std::mem::take(&mut self.wake.dirty);
+        if data.is_some() || save || wake_changed {
+            let at = self.clock.moment();
+            let wake = &self.wake.wake;
+            let record = (wake.outage().is_some() || !wake.targets().is_empty())
+                .then(|| wake.record(self.clock.now(), &at));
+            let state = SavedState::new(
+                Saved {
+                    status: self.model.status(),
+                    charge: self.model.charge(),
+                    status_since: self.status_since,
+                    pause: self.pause.clone(),
+                    drill: self.drill.is_some(),
+                    at,
+                },
+                record,
+            );
             // The runtime copy goes with every change, before the data file.
             let runtime_copy =
                 runtime_store(&self.config).and_then(|store| match store.encode(&state) {

@@ -63,6 +63,9 @@ impl<P: Probe> Daemon<P> {
                 let socket_changed = new.control.socket != self.config.control.socket;
                 let old_socket = self.config.control.socket.clone();
                 self.events.apply(&new, Some(&self.config));
+                self.wake
+                    .wake
+                    .set_settings(super::wake::wake_settings(&new));
                 self.config = new;
                 if nut_changed {
                     reloaded.nut_view = Some(self.start_nut_view());

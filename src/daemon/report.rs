@@ -61,6 +61,8 @@ impl<P: Probe> Daemon<P> {
             }),
             nut: self.nut_report(),
             outlets: self.events.report(),
+            wake: self.wake_report(),
+            drill: self.drill_report(),
         }
     }
 
@@ -106,6 +108,13 @@ impl<P: Probe> Daemon<P> {
         let battery = format!("battery {}% ({} left)", p.charge, fmt_secs(p.runtime));
         let mut line = if !self.out.ready && self.out.data_error.is_none() {
             format!("starting: first round under way; {total} sentinel(s)")
+        } else if let Some(drill) = &self.drill {
+            format!(
+                "DRILL by {} until {}: {}; {battery}",
+                drill.by,
+                drill.until.format(crate::format::TIME_FORMAT),
+                p.status
+            )
         } else if let Some(pause) = &self.pause {
             format!(
                 "PAUSED {}; holding OL; {answering}/{total} sentinels answering",
@@ -138,6 +147,13 @@ impl<P: Probe> Daemon<P> {
         }
         if let Some(nut) = self.nut.health.summary() {
             line.push_str(&format!("; {nut}"));
+        }
+        match self.wake.wake.waking() {
+            Some(n) if n > 0 => line.push_str(&format!(
+                "; waking {n} machine{}",
+                if n == 1 { "" } else { "s" }
+            )),
+            _ => {}
         }
         line
     }

@@ -86,11 +86,13 @@ impl<P: Probe> Daemon<P> {
         self.sentinels
             .record(&done.targets, &done.outcomes, self.clock.wall());
         self.expire_pause(started);
+        self.expire_drill(started);
         let silent = self.sentinels.silent_count();
         let total = self.sentinels.len();
         if let Some(t) = self.model.observe(started, silent, total) {
             self.on_transition(t);
         }
+        self.wake_power();
         if first {
             self.out.first_round = true;
             // Written after the first round in any case: READY=1 waits for it.
@@ -140,7 +142,8 @@ impl<P: Probe> Daemon<P> {
         self.status_since = self.clock.wall();
         let (from, to) = (t.from.as_nut(), t.to.as_nut());
         match t.cause {
-            Cause::PowerLost => {
+            Cause::PowerLost | Cause::DrillStarted => {
+                self.begin_outage(t.cause == Cause::DrillStarted);
                 let ob = Status::OnBattery.as_nut();
                 self.log_event(
                     EventKind::OnBattery,
@@ -166,7 +169,7 @@ impl<P: Probe> Daemon<P> {
                 from,
                 to,
             ),
-            Cause::PowerRestored => {
+            Cause::PowerRestored | Cause::DrillEnded => {
                 self.log_event(EventKind::Online, Level::Info, MSG_POWER_RESTORED, from, to)
             }
             // The pause that caused it is the event.

@@ -452,6 +452,7 @@ async fn the_status_names_what_nut_does_not_serve() {
                 clients: vec!["192.0.2.20".into()],
             })
             .collect(),
+        foreign: vec![],
     };
     d.on_nut(look(Err("driver not connected")));
     assert_eq!(

@@ -31,12 +31,17 @@ pub enum EventKind {
     PauseExpired,
     NutNotServing,
     NutServing,
+    DrillStarted,
+    DrillEnded,
+    WakeSent,
+    Woken,
+    WakeGaveUp,
 }
 
 impl EventKind {
     /// Every kind, in the order the documentation lists them.
     #[cfg(test)]
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::OnBattery,
         EventKind::LowBattery,
         EventKind::Online,
@@ -45,6 +50,11 @@ impl EventKind {
         EventKind::PauseExpired,
         EventKind::NutNotServing,
         EventKind::NutServing,
+        EventKind::DrillStarted,
+        EventKind::DrillEnded,
+        EventKind::WakeSent,
+        EventKind::Woken,
+        EventKind::WakeGaveUp,
     ];
 
     /// The value of FAKEUPS_EVENT.
@@ -58,16 +68,24 @@ impl EventKind {
             EventKind::PauseExpired => "pause-expired",
             EventKind::NutNotServing => "nut-not-serving",
             EventKind::NutServing => "nut-serving",
+            EventKind::DrillStarted => "drill-started",
+            EventKind::DrillEnded => "drill-ended",
+            EventKind::WakeSent => "wake-sent",
+            EventKind::Woken => "woken",
+            EventKind::WakeGaveUp => "wake-gave-up",
         }
     }
 
     /// The level Sentry gets it at, for the events that go to Sentry: the
-    /// power transitions.
+    /// power transitions, a machine woken and one given up (not each
+    /// packet: one every `retry-every` would flood it).
     pub fn sentry_level(self) -> Option<Level> {
         match self {
             EventKind::OnBattery => Some(Level::Warning),
             EventKind::LowBattery => Some(Level::Error),
             EventKind::Online => Some(Level::Info),
+            EventKind::Woken => Some(Level::Info),
+            EventKind::WakeGaveUp => Some(Level::Warning),
             _ => None,
         }
     }
@@ -267,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_power_transitions_go_to_sentry() {
+    fn the_power_transitions_and_the_wake_outcomes_go_to_sentry() {
         let levels: Vec<_> = EventKind::ALL.iter().map(|k| k.sentry_level()).collect();
         assert_eq!(
             levels,
@@ -279,7 +297,12 @@ mod tests {
                 None,
                 None,
                 None,
-                None
+                None,
+                None,
+                None,
+                None,
+                Some(Level::Info),
+                Some(Level::Warning),
             ]
         );
         let names: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
@@ -293,7 +316,12 @@ mod tests {
                 "resumed",
                 "pause-expired",
                 "nut-not-serving",
-                "nut-serving"
+                "nut-serving",
+                "drill-started",
+                "drill-ended",
+                "wake-sent",
+                "woken",
+                "wake-gave-up"
             ]
         );
     }

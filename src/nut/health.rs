@@ -159,6 +159,7 @@ mod tests {
                     clients: vec![],
                 })
                 .collect(),
+            foreign: vec![],
         }
     }
 
@@ -202,6 +203,7 @@ mod tests {
             checked: Local::now(),
             error: Some("upsd at 127.0.0.1:3493 unreachable: Connection refused".into()),
             ups: vec![],
+            foreign: vec![],
         };
         let ev = h.assess(&down, &names(), "OL", t0);
         assert_eq!(ev.len(), 1);
@@ -270,6 +272,7 @@ mod tests {
             checked: Local::now(),
             error: Some("upsd at 127.0.0.1:3493 unreachable: Connection refused".into()),
             ups: vec![],
+            foreign: vec![],
         };
         assert!(h.assess(&down, &names, "OL", t0).is_empty());
         // Shown meanwhile, though.
@@ -282,6 +285,7 @@ mod tests {
                 status: Ok("OL".into()),
                 clients: vec![],
             }],
+            foreign: vec![],
         };
         // Up within the grace: no warning, no recovery message.
         assert!(h.assess(&up, &names, "OL", t0 + POLL_PERIOD).is_empty());

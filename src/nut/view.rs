@@ -2,6 +2,7 @@
 //! each UPS name's `ups.status` and logged-in clients (health.rs weighs what
 //! it says).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
@@ -9,6 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::client::{NutConnection, NutError};
+use crate::core::Mac;
+use crate::wake::{is_own, neighbours};
 
 /// How often upsd is asked.
 pub const POLL_PERIOD: Duration = Duration::from_secs(3);
@@ -30,6 +33,9 @@ pub struct Snapshot {
     /// Why upsd could not be asked at all.
     pub error: Option<String>,
     pub ups: Vec<UpsState>,
+    /// The clients of every name but this machine's own, each once, with
+    /// its MAC when the IPv4 neighbour table has it.
+    pub foreign: Vec<(IpAddr, Option<Mac>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +95,7 @@ pub async fn look(upsd: &str, names: &[String]) -> Snapshot {
         checked,
         error: Some(e.to_string()),
         ups: vec![],
+        foreign: vec![],
     };
     let mut conn = match NutConnection::connect(upsd, EXCHANGE_TIMEOUT).await {
         Ok(c) => c,
@@ -112,11 +119,45 @@ pub async fn look(upsd: &str, names: &[String]) -> Snapshot {
             clients,
         });
     }
+    let foreign = foreign_clients(&ups).await;
     Snapshot {
         checked,
         error: None,
         ups,
+        foreign,
     }
+}
+
+/// The clients that are not this machine, with their MACs: the neighbour
+/// table is read on the blocking pool, and only when there are clients.
+async fn foreign_clients(ups: &[UpsState]) -> Vec<(IpAddr, Option<Mac>)> {
+    let mut addresses: Vec<IpAddr> = ups
+        .iter()
+        .flat_map(|u| &u.clients)
+        .filter_map(|c| c.parse::<IpAddr>().ok())
+        .map(|a| a.to_canonical())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    if addresses.is_empty() {
+        return vec![];
+    }
+    let found = tokio::task::spawn_blocking(move || {
+        let table = neighbours::read().unwrap_or_default();
+        addresses
+            .into_iter()
+            .filter(|a| !is_own(*a))
+            .map(|a| {
+                let mac = table
+                    .iter()
+                    .find(|n| IpAddr::V4(n.address) == a)
+                    .map(|n| n.mac);
+                (a, mac)
+            })
+            .collect()
+    })
+    .await;
+    found.unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -136,6 +177,7 @@ mod tests {
                     clients: vec![],
                 })
                 .collect(),
+            foreign: vec![],
         }
     }
 
@@ -152,6 +194,7 @@ mod tests {
             checked: Local::now(),
             error: Some("connection refused".into()),
             ups: vec![],
+            foreign: vec![],
         };
         assert!(!down.serves_every_name());
     }

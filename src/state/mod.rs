@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Moment, PauseRecord, Saved, Status};
+use crate::core::{Moment, PauseRecord, Saved, Status, WakeRecord};
 use crate::sys::atomic_file::{Sync, WriteError, write_atomically};
 
 const FILE_NAME: &str = "state.json";
@@ -33,11 +33,17 @@ pub struct SavedState {
     pub since_boot_ms: Option<u64>,
     #[serde(default)]
     pub pause: Option<PauseRecord>,
+    /// A drill (`fakeupsctl drill`) was under way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
+    /// The machines to wake after the last outage, and how far that went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeRecord>,
 }
 
 impl SavedState {
-    /// The state `saved` in the file's form.
-    pub fn new(saved: Saved) -> SavedState {
+    /// The state `saved` and the wake in the file's form.
+    pub fn new(saved: Saved, wake: Option<WakeRecord>) -> SavedState {
         SavedState {
             version: VERSION,
             status: saved.status,
@@ -50,6 +56,8 @@ impl SavedState {
                 .since_boot
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             pause: saved.pause,
+            drill: saved.drill,
+            wake,
         }
     }
 
@@ -60,6 +68,7 @@ impl SavedState {
             charge: self.charge,
             status_since: self.status_since,
             pause: self.pause.clone(),
+            drill: self.drill,
             at: Moment {
                 wall: self.saved_at,
                 boot_id: self.boot_id.clone(),
@@ -168,24 +177,28 @@ mod tests {
     use chrono::TimeDelta;
 
     fn saved(status: Status, charge: f64, wall: DateTime<Local>) -> SavedState {
-        SavedState::new(Saved {
-            status,
-            charge,
-            status_since: wall - TimeDelta::seconds(60),
-            pause: None,
-            at: Moment {
-                wall,
-                boot_id: Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into()),
-                since_boot: Some(Duration::from_secs(1000)),
+        SavedState::new(
+            Saved {
+                drill: false,
+                status,
+                charge,
+                status_since: wall - TimeDelta::seconds(60),
+                pause: None,
+                at: Moment {
+                    wall,
+                    boot_id: Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into()),
+                    since_boot: Some(Duration::from_secs(1000)),
+                },
             },
-        })
+            None,
+        )
     }
 
     #[test]
     fn the_file_keeps_what_the_decision_needs() {
         let now = Local::now();
         let s = saved(Status::OnBattery, 0.5, now);
-        let back = SavedState::new(s.saved());
+        let back = SavedState::new(s.saved(), None);
         assert_eq!(back, s);
         assert_eq!(s.saved().at.since_boot, Some(Duration::from_secs(1000)));
     }

@@ -16,4 +16,5 @@ mod man_pages;
 mod privileges;
 mod sentry;
 mod support;
+mod wake;
 mod wall_clock;

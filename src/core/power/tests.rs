@@ -266,3 +266,29 @@ fn time_going_backwards_is_ignored() {
     m.observe(t0 - 50 * S, 1, 1);
     assert_eq!(m.published().runtime, 300);
 }
+
+#[test]
+fn a_drill_goes_on_battery_at_once_ignores_the_sentinels_and_ends_on_mains() {
+    let t0 = Instant::now();
+    let mut m = PowerModel::new(settings(Quorum::All));
+    let t = m.start_drill(t0).expect("OB at once");
+    assert_eq!(
+        (t.from, t.to, t.cause),
+        (Status::Online, Status::OnBattery, Cause::DrillStarted)
+    );
+    // Every sentinel answers: still on battery, and LB comes on time.
+    let s = settings(Quorum::All);
+    let to_low = s.runtime - s.low_runtime;
+    assert_eq!(m.observe(t0 + to_low - Duration::from_secs(1), 0, 3), None);
+    let t = m.observe(t0 + to_low, 0, 3).expect("LB");
+    assert_eq!((t.to, t.cause), (Status::LowBattery, Cause::BatteryLow));
+    let t = m
+        .end_drill(t0 + to_low + Duration::from_secs(5))
+        .expect("OL");
+    assert_eq!(
+        (t.from, t.to, t.cause),
+        (Status::LowBattery, Status::Online, Cause::DrillEnded)
+    );
+    assert!(!m.drill());
+    assert_eq!(m.end_drill(t0 + to_low + Duration::from_secs(6)), None);
+}

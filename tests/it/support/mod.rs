@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod faketime;
 pub mod logs;
+pub mod nas;
 pub mod netns;
 pub mod notify;
 pub mod nut;

@@ -66,6 +66,8 @@ impl NetNs {
                 "addr",
                 "add",
                 &format!("{}/24", self.host_ip()),
+                "brd",
+                "+",
                 "dev",
                 &self.host_if,
             ],
@@ -76,6 +78,8 @@ impl NetNs {
             "addr",
             "add",
             &format!("{}/24", self.peer_ip()),
+            "brd",
+            "+",
             "dev",
             &self.peer_if,
         ]);
@@ -94,6 +98,24 @@ impl NetNs {
 
     pub fn peer_ip(&self) -> String {
         format!("10.231.{}.2", self.index)
+    }
+
+    /// The subnet's directed broadcast (its addresses have `brd +`).
+    pub fn broadcast(&self) -> String {
+        format!("10.231.{}.255", self.index)
+    }
+
+    /// The MAC of the namespace's side of the veth pair.
+    pub fn peer_mac(&self) -> String {
+        let path = format!("/sys/class/net/{}/address", self.peer_if);
+        let out = self.command("cat").arg(&path).output().expect("cat");
+        assert!(out.status.success(), "cannot read {path} in {}", self.name);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The namespace's file, for setns(2).
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
     }
 
     pub fn must_in(&self, args: &[&str]) {

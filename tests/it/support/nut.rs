@@ -44,6 +44,17 @@ impl Nut {
 
     /// The same, with upsd on 127.0.0.1:`port`.
     pub fn start_on(data_file: &Path, names: &[&str], port: u16) -> Nut {
+        Nut::start_listening(data_file, names, port, &[])
+    }
+
+    /// The same, with upsd listening on `addresses` too (the host side of
+    /// test namespaces' veth pairs, for clients inside them).
+    pub fn start_listening(
+        data_file: &Path,
+        names: &[&str],
+        port: u16,
+        addresses: &[String],
+    ) -> Nut {
         let bin = nut_bin().expect("NUT binaries");
         let dir = workdir();
         let etc = dir.path().join("etc");
@@ -59,7 +70,11 @@ impl Nut {
             ));
         }
         fs::write(etc.join("ups.conf"), ups_conf).unwrap();
-        fs::write(etc.join("upsd.conf"), format!("LISTEN 127.0.0.1 {port}\n")).unwrap();
+        let mut listen = format!("LISTEN 127.0.0.1 {port}\n");
+        for a in addresses {
+            listen.push_str(&format!("LISTEN {a} {port}\n"));
+        }
+        fs::write(etc.join("upsd.conf"), listen).unwrap();
         fs::write(
             etc.join("upsd.users"),
             "[admin]\n  password = 123456\n  upsmon secondary\n\
