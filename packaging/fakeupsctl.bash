@@ -19,6 +19,9 @@ _fakeupsctl() {
             fakeupsctl,completions)
                 cmd="fakeupsctl__subcmd__completions"
                 ;;
+            fakeupsctl,drill)
+                cmd="fakeupsctl__subcmd__drill"
+                ;;
             fakeupsctl,help)
                 cmd="fakeupsctl__subcmd__help"
                 ;;
@@ -34,8 +37,14 @@ _fakeupsctl() {
             fakeupsctl,status)
                 cmd="fakeupsctl__subcmd__status"
                 ;;
+            fakeupsctl,wake)
+                cmd="fakeupsctl__subcmd__wake"
+                ;;
             fakeupsctl__subcmd__help,completions)
                 cmd="fakeupsctl__subcmd__help__subcmd__completions"
+                ;;
+            fakeupsctl__subcmd__help,drill)
+                cmd="fakeupsctl__subcmd__help__subcmd__drill"
                 ;;
             fakeupsctl__subcmd__help,help)
                 cmd="fakeupsctl__subcmd__help__subcmd__help"
@@ -52,6 +61,9 @@ _fakeupsctl() {
             fakeupsctl__subcmd__help,status)
                 cmd="fakeupsctl__subcmd__help__subcmd__status"
                 ;;
+            fakeupsctl__subcmd__help,wake)
+                cmd="fakeupsctl__subcmd__help__subcmd__wake"
+                ;;
             *)
                 ;;
         esac
@@ -59,7 +71,7 @@ _fakeupsctl() {
 
     case "${cmd}" in
         fakeupsctl)
-            opts="-h -V --socket --timeout --help --version pause resume status nut-config completions help"
+            opts="-h -V --socket --timeout --help --version pause resume status wake drill nut-config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -102,8 +114,34 @@ _fakeupsctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        fakeupsctl__subcmd__drill)
+            opts="-h --for --stop --socket --timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         fakeupsctl__subcmd__help)
-            opts="pause resume status nut-config completions help"
+            opts="pause resume status wake drill nut-config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -117,6 +155,20 @@ _fakeupsctl() {
             return 0
             ;;
         fakeupsctl__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fakeupsctl__subcmd__help__subcmd__drill)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -187,6 +239,20 @@ _fakeupsctl() {
             return 0
             ;;
         fakeupsctl__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fakeupsctl__subcmd__help__subcmd__wake)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -280,6 +346,28 @@ _fakeupsctl() {
             ;;
         fakeupsctl__subcmd__status)
             opts="-h --json --socket --timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fakeupsctl__subcmd__wake)
+            opts="-h --socket --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -136,6 +136,54 @@ fn broken_configs_exit_78_with_their_place() {
             "[sentry]\ndsn = \"\"\nrelease-name = \"x\"\n",
             "3:1: unknown field `release-name`",
         ),
+        // [wake]: a bad MAC, at its value
+        (
+            "[[wake.host]]\nname = \"nas\"\nmac = \"00:11:32:aa:bb\"\naddress = \"192.168.1.20\"\n",
+            "3:7: \"00:11:32:aa:bb\" is not a MAC address",
+        ),
+        (
+            "[[wake.host]]\nname = \"nas\"\nmac = \"ff:ff:ff:ff:ff:ff\"\naddress = \"192.168.1.20\"\n",
+            "3:7: \"ff:ff:ff:ff:ff:ff\" is a multicast or broadcast address",
+        ),
+        // a name given to two hosts: the second name's place
+        (
+            "[[wake.host]]\nname = \"nas\"\nmac = \"00:11:32:aa:bb:cc\"\naddress = \"192.168.1.20\"\n\
+             [[wake.host]]\nname = \"nas\"\nmac = \"00:11:32:aa:bb:cd\"\naddress = \"192.168.1.21\"\n",
+            "6:8: wake.host: \"nas\" names two hosts (entries 1 and 2)",
+        ),
+        // one MAC for two hosts
+        (
+            "[[wake.host]]\nname = \"a\"\nmac = \"00:11:32:aa:bb:cc\"\ninterface = \"eth0\"\n\
+             [[wake.host]]\nname = \"b\"\nmac = \"00-11-32-AA-BB-CC\"\ninterface = \"eth0\"\n",
+            "7:7: wake.host: 00:11:32:aa:bb:cc is the MAC of two hosts (entries 1 and 2)",
+        ),
+        // neither an address nor an interface
+        (
+            "[[wake.host]]\nname = \"nas\"\nmac = \"00:11:32:aa:bb:cc\"\n",
+            "3:7: wake.host: host \"nas\" has neither an address nor an interface",
+        ),
+        // a missing MAC
+        (
+            "[[wake.host]]\nname = \"nas\"\naddress = \"192.168.1.20\"\n",
+            "1:1: missing field `mac`",
+        ),
+        // an IPv6 address alone cannot pick an IPv4 subnet
+        (
+            "[[wake.host]]\nname = \"nas\"\nmac = \"00:11:32:aa:bb:cc\"\naddress = \"fd00::20\"\n",
+            "4:11: wake.host: fd00::20 is IPv6",
+        ),
+        (
+            "[[wake.host]]\nname = \"nas\"\nmac = \"00:11:32:aa:bb:cc\"\ninterface = \"eth0/1\"\n",
+            "4:13: wake.host: \"eth0/1\" is not a network interface name",
+        ),
+        (
+            "[wake]\nretry-every = \"0s\"\n",
+            "2:15: wake.retry-every: 0s is shorter than 1s",
+        ),
+        (
+            "[wake]\nafter = \"2d\"\n",
+            "2:9: wake.after: 2days is longer than the 1day allowed",
+        ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("broken-{i}.toml"));
