@@ -573,3 +573,107 @@ async fn the_watchdog_is_withheld_only_when_no_round_finishes_for_three_periods(
     );
     assert!(d.rounds.withheld);
 }
+
+/// A look at upsd with one foreign client logged in (or none).
+fn look_with_client(client: Option<(&str, &str)>) -> Snapshot {
+    let (clients, foreign) = match client {
+        Some((address, mac)) => (
+            vec![address.to_string()],
+            vec![(address.parse().unwrap(), Some(mac.parse().unwrap()))],
+        ),
+        None => (vec![], vec![]),
+    };
+    Snapshot {
+        checked: Local::now(),
+        error: None,
+        ups: ["fakeups", "qnapups", "ups"]
+            .into_iter()
+            .map(|name| UpsState {
+                name: name.into(),
+                status: Ok("OB".into()),
+                clients: clients.clone(),
+            })
+            .collect(),
+        foreign,
+    }
+}
+
+#[tokio::test]
+async fn the_wake_is_saved_to_disk_with_the_transitions_on_battery_and_once_a_step_on_mains() {
+    use crate::core::wake::JobResult;
+    let b = Bench::new();
+    let data = b.path("data/fakeups.dev");
+    let mut d = b.daemon();
+    let nas = ("192.0.2.20", "00:11:32:aa:bb:cc");
+    silent_rounds(&mut d, &b.clock).await;
+    assert_eq!(status_of(&data), "OB");
+    // The NAS is seen logged in on battery: the runtime copy has it at
+    // once, the disk's copy at the next transition.
+    d.on_nut(look_with_client(Some(nas)));
+    d.settle();
+    let (durable, copy) = saved_states(&b);
+    let targets = |s: &crate::state::SavedState| s.wake.as_ref().map_or(0, |w| w.targets.len());
+    assert_eq!((targets(&durable), targets(&copy)), (0, 1));
+    while status_of(&data) == "OB" {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    let (durable, _) = saved_states(&b);
+    assert_eq!(targets(&durable), 1);
+    let target = &durable.wake.as_ref().unwrap().targets[0];
+    assert_eq!(target.mac.map(|m| m.to_string()).as_deref(), Some(nas.1));
+
+    // The NAS shut down; mains comes back: OL, then the first step after
+    // wake.after (2 minutes).
+    d.on_nut(look_with_client(None));
+    b.prober.set(A, true);
+    b.prober.set(B, true);
+    while status_of(&data) != "OL" {
+        round(&mut d, &b.clock, 2 * S).await;
+    }
+    let at_ol = saved_states(&b).0;
+    let due = d.wake_due().expect("a step is due");
+    assert_eq!(due - b.clock.now(), 120 * S - 2 * S);
+    let mut saves = vec![];
+    for step in 1..=3u32 {
+        // Rounds until the step is due: nothing more on disk.
+        while b.clock.now() < d.wake_due().unwrap() {
+            round(&mut d, &b.clock, 2 * S).await;
+        }
+        assert_eq!(
+            saved_states(&b).0.since_boot_ms,
+            saves
+                .last()
+                .map_or(at_ol.since_boot_ms, |s: &crate::state::SavedState| s
+                    .since_boot_ms)
+        );
+        // The step, its packet reported sent (no packet leaves a unit test).
+        let (jobs, _) = d.wake.wake.step(b.clock.now(), &Default::default());
+        assert_eq!(jobs.len(), 1);
+        d.finish_wake_step(vec![(
+            jobs[0].name.clone(),
+            JobResult::Sent("192.0.2.255:9".into()),
+        )]);
+        d.settle();
+        let durable = saved_states(&b).0;
+        assert_eq!(durable.wake.as_ref().unwrap().targets[0].sent, step);
+        saves.push(durable);
+    }
+    assert!(
+        d.status_line().ends_with("; waking 1 machine"),
+        "{}",
+        d.status_line()
+    );
+    // Logged in again: up, and the wake's end is saved.
+    d.on_nut(look_with_client(Some(nas)));
+    d.settle();
+    let durable = saved_states(&b).0;
+    let wake = durable.wake.expect("the wake");
+    assert!(wake.outage.is_none());
+    assert!(matches!(
+        wake.targets[0].state,
+        crate::core::wake::TargetState::Up {
+            after_ms: Some(60_000)
+        }
+    ));
+    assert_eq!(d.wake_due(), None);
+}
