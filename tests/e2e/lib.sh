@@ -318,9 +318,9 @@ e2e_netns_create() {
         ip link add "$h" type veth peer name "$n" netns "$ns" &&
             echo 0 >"/proc/sys/net/ipv4/conf/$h/forwarding" &&
             echo 1 >"/proc/sys/net/ipv6/conf/$h/disable_ipv6" &&
-            ip addr add "10.231.$i.1/24" dev "$h" &&
+            ip addr add "10.231.$i.1/24" brd + dev "$h" &&
             ip link set "$h" up &&
-            ip -n "$ns" addr add "10.231.$i.2/24" dev "$n" &&
+            ip -n "$ns" addr add "10.231.$i.2/24" brd + dev "$n" &&
             ip -n "$ns" link set "$n" up &&
             ip -n "$ns" link set lo up &&
             ip -n "$ns" route add default via "10.231.$i.1" &&

@@ -287,6 +287,90 @@ ok "fakeupsctl resume: OB after $(since_mark)s (on-battery-after 3s from the res
 e2e_netns_restore "$E2E_NETNS"
 wait_for_output 10 OL ups_status fakeups || fail "no OL after restore"
 
+# ---------------------------------------------------------------- drill and wake-on-LAN
+# A drill through the whole chain under the unit's sandbox. Two machines to
+# wake on the container's subnet: a NAS on the LAN side logged in to upsd
+# (this host's side of the veth, as a NUT client: its MAC comes from the
+# container's neighbour table) that "shuts down" at OB LB by logging out and
+# "powers on" when a magic packet with its MAC arrives, by logging in again;
+# and a configured host at an address nobody answers, which is given up.
+# The packets go to the subnet's directed broadcast, where a listener on
+# this host's side takes them (bound to that broadcast address only).
+host_mac=$(<"/sys/class/net/$E2E_NETNS-h/address")
+nas_mac=02:fa:ce:00:00:01
+bcast=10.231.$E2E_INDEX.255
+e2e_exec sed -i -E -e 's/^after = .*/after = "2s"/' -e 's/^retry-every = .*/retry-every = "2s"/' \
+    -e 's/^give-up-after = .*/give-up-after = "5s"/' /etc/fakeups/fakeups.toml
+e2e_exec sh -c "printf '\n[[wake.host]]\nname = \"nas\"\nmac = \"$nas_mac\"\naddress = \"10.231.$E2E_INDEX.77\"\n' >> /etc/fakeups/fakeups.toml"
+in_ct fakeups --check-config >/dev/null
+in_ct systemctl reload fakeups >/dev/null
+wake_log=$(mktemp)
+python3 -u - "$bcast" >"$wake_log" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 9))
+print("listening", flush=True)
+while True:
+    data, _ = s.recvfrom(2048)
+    if len(data) >= 102 and data[:6] == b"\xff" * 6:
+        print("%.3f %s" % (time.time(), ":".join("%02x" % b for b in data[6:12])), flush=True)
+PY
+listener=$!
+trap 'kill "$listener" 2>/dev/null; rm -f "$wake_log"; e2e_shutdown; e2e_binfmt_remove' EXIT
+wait_for_output 5 yes sh -c "grep -q listening '$wake_log' && echo yes" || fail "the magic packet listener did not start"
+packets() { grep -c " $1\$" "$wake_log" || true; }
+# The NAS logs in (as upsmon does, and stays connected).
+nas_login() {
+    exec 4<>"/dev/tcp/$ct_ip/3493" || return 1
+    printf 'USERNAME admin\nPASSWORD 123456\nLOGIN qnapups\n' >&4
+}
+nas_login || fail "the NAS cannot log in"
+clients_seen() { e2e_exec fakeupsctl status | grep -c "clients.*$gw" || true; }
+wait_for_output 10 1 clients_seen || fail "the NAS is not shown logged in: $(in_ct fakeupsctl status)"
+mark
+out=$(in_ct fakeupsctl drill --for 14s)
+# OB at once (OB LB at once if the earlier outage left less than low-runtime).
+on_battery() { case $(ups_status fakeups) in OB*) echo yes ;; esac; }
+wait_for_output 5 yes on_battery || fail "no OB at once after fakeupsctl drill: $out"
+ok "fakeupsctl drill --for 14s: upsc says OB after $(since_mark)s: $out"
+wait_for_output 20 "OB LB" ups_status fakeups || fail "no OB LB during the drill"
+# The NAS shuts down on OB LB: it logs out and is gone.
+printf 'LOGOUT\n' >&4 2>/dev/null || true
+exec 4<&-
+wait_for_output 30 OL ups_status fakeups || fail "the drill did not end"
+ol_at=$(e2e_now)
+ok "drill: OB LB, the NAS logged out, OL after $(since_mark)s"
+wait_for_output 20 yes sh -c "[ \$(grep -c ' $host_mac\$' '$wake_log') -ge 1 ] && echo yes" ||
+    fail "no magic packet for the NAS ($host_mac) reached $bcast:9: $(cat "$wake_log")"
+first=$(awk -v m="$host_mac" '$2 == m { print $1; exit }' "$wake_log")
+ok "first magic packet for the NAS ($host_mac, MAC from the container's neighbour table) at $bcast:9, $(e2e_elapsed "$ol_at" "$first")s after OL (wake.after 2s)"
+status_text=$(e2e_exec systemctl show fakeups -p StatusText --value)
+wake_status=$(in_ct fakeupsctl status | sed -n '/^Wake:/,$p')
+# It powers on: logs in again, and is up.
+nas_login || fail "the NAS cannot log in again"
+wait_journal 20 "^wake: $gw is up again" -o cat || fail "the NAS was not seen up again"
+wait_journal 20 "^wake: giving up on nas" -o cat -p warning || fail "no WARNING giving up on the configured host"
+sent_nas=$(packets "$nas_mac")
+[[ $sent_nas == 3 ]] || fail "the configured host got $sent_nas packets, not 3 (at 0, 2 and 4 s of a 5 s give-up): $(cat "$wake_log")"
+n_host=$(packets "$host_mac")
+sleep $((3 * slow))
+[[ $(packets "$host_mac") == "$n_host" && $(packets "$nas_mac") == 3 ]] || fail "packets went on after up or give-up: $(cat "$wake_log")"
+printf 'LOGOUT\n' >&4 2>/dev/null || true
+exec 4<&-
+grep -Eq "; waking [12] machines?$" <<<"$status_text" || fail "STATUS= during the wake: $status_text"
+grep -q "^Wake:      waking" <<<"$wake_status" || fail "fakeupsctl status during the wake: $wake_status"
+wait_journal 5 "^wake: magic packet 1 for nas \($nas_mac\) sent to $bcast:9$" -o cat -p notice || fail "no NOTICE for the first packet"
+wait_journal 5 "^Drill: Power lost - switching to OB$" -o cat || fail "the drill's OB is not logged as a drill"
+wait_for_output 10 yes hook_has wake-sent || fail "the hook did not get wake-sent"
+grep -q '^FAKEUPS_DRILL=1$' <<<"$(hook_record drill-started)" || fail "drill-started without FAKEUPS_DRILL=1: $(hook_record drill-started)"
+ok "wake under the sandbox: NAS up again after $(packets "$host_mac") packet(s), nas given up after 3; NOTICE/INFO/WARNING lines, hook events with FAKEUPS_DRILL=1"
+info "status during the wake: $(tr '\n' '|' <<<"$wake_status")"
+mark
+out=$(in_ct fakeupsctl wake nas)
+wait_for_output 5 4 packets "$nas_mac" || fail "fakeupsctl wake nas sent nothing: $out"
+ok "fakeupsctl wake nas: $out"
+kill "$listener" 2>/dev/null || true
+
 # ---------------------------------------------------------------- logrotate
 # Rotation only reopens the file (SIGUSR1): no reload, same pid (issue 12).
 journal=$(e2e_exec journalctl -u fakeups --no-pager -o cat 2>&1) || true

@@ -84,7 +84,9 @@ impl Rig {
     }
 
     /// The router goes silent until the NAS at `nas` has shut down.
-    fn outage_until_shutdown(&self, nas: usize) {
+    /// Returns when the router was cut.
+    fn outage_until_shutdown(&self, nas: usize) -> Instant {
+        let cut = Instant::now();
         self.router.cut();
         let down = wait_for(30 * SEC, SEC / 10, || {
             (!self.nases[nas].log().shutdowns.is_empty()).then_some(())
@@ -101,6 +103,7 @@ impl Rig {
             "{:?}",
             self.watch.changes()
         );
+        cut
     }
 
     /// Power back: the router answers; returns when the data file said OL.
@@ -151,7 +154,7 @@ fn a_nas_that_shut_down_is_woken_after_power_returns_and_one_that_stayed_up_is_n
     let (nas, stayed) = (&rig.nases[0], &rig.nases[1]);
     // Its card misses the first packet: the second must follow.
     nas.ignore_next(1);
-    rig.outage_until_shutdown(0);
+    let cut = rig.outage_until_shutdown(0);
     let s = status_json(&rig.daemon.socket());
     let targets = s["wake"]["targets"].as_array().cloned().unwrap_or_default();
     for n in [nas, stayed] {
@@ -199,6 +202,7 @@ fn a_nas_that_shut_down_is_woken_after_power_returns_and_one_that_stayed_up_is_n
         .daemon
         .wait_log(&format!("wake: {} is up again", nas.address()), 15 * SEC)
         .unwrap_or_else(|| panic!("never up: {}", rig.daemon.log()));
+    let up_seen = Instant::now();
     assert!(up.contains("INFO"), "{up}");
     let sent = nas.log().packets.len();
     std::thread::sleep(5 * SEC);
@@ -207,6 +211,24 @@ fn a_nas_that_shut_down_is_woken_after_power_returns_and_one_that_stayed_up_is_n
         sent,
         "packets after the NAS was up"
     );
+    // The whole cycle, for the record (cargo test -- --nocapture).
+    let at = |t: Instant| format!("{:6.2} s", (t - cut).as_secs_f64());
+    let log = nas.log();
+    eprintln!("wake cycle (router cut at 0 s; after 3s, retry-every 2s):");
+    eprintln!("  {}  OB", at(rig.watch.first("OB").unwrap()));
+    eprintln!("  {}  OB LB", at(rig.watch.first("OB LB").unwrap()));
+    eprintln!(
+        "  {}  the NAS's upsmon runs SHUTDOWNCMD: off",
+        at(log.shutdowns[0])
+    );
+    eprintln!("  {}  OL (router restored before)", at(ol));
+    for (i, p) in log.packets.iter().enumerate() {
+        eprintln!("  {}  magic packet {} arrives", at(*p), i + 1);
+    }
+    eprintln!("  {}  powered on, upsmon started", at(log.power_ons[0]));
+    eprintln!("  {}  fakeups logs: {}", at(up_seen), up.trim());
+    eprintln!("fakeupsctl status during the wake:\n{human}");
+    drop(log);
     assert!(stayed.log().packets.is_empty(), "{:?}", stayed.log());
     assert!(stayed.log().shutdowns.is_empty());
     let log = rig.daemon.log();
