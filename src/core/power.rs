@@ -84,6 +84,13 @@ impl PowerModel {
             return None;
         }
         if self.drill {
+            // The sentinels are not heeded, but watched: a real outage
+            // during the drill goes on from its start when the drill ends.
+            if self.settings.quorum.is_met(silent, total) {
+                self.lost_since.get_or_insert(now);
+            } else {
+                self.lost_since = None;
+            }
             let from = self.status;
             return self.tick_low(from);
         }
@@ -187,14 +194,14 @@ impl PowerModel {
     }
 
     /// Ends a drill at `now`: OL, and the sentinels decide again from the
-    /// next round (a real outage needs its whole `on-battery-after`).
+    /// next round; silent since some time during the drill, they give OB
+    /// once `on-battery-after` has passed since then.
     pub fn end_drill(&mut self, now: Instant) -> Option<Transition> {
         self.advance(now);
         if !self.drill {
             return None;
         }
         self.drill = false;
-        self.lost_since = None;
         self.back_since = None;
         let from = self.status;
         self.status = Status::Online;

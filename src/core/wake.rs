@@ -126,6 +126,10 @@ pub struct Target {
     pub state: TargetState,
     /// Magic packets sent since the outage.
     pub sent: u32,
+    /// Packets that could not be sent (no subnet reaches it): they count
+    /// for giving up as sent ones do.
+    #[serde(default)]
+    pub failed: u32,
 }
 
 /// A `[[wake.host]]`, as the wake needs it.
@@ -148,6 +152,7 @@ impl HostSpec {
             mac_from: Some(MacFrom::Config),
             state: TargetState::Down,
             sent: 0,
+            failed: 0,
         }
     }
 }
@@ -342,6 +347,7 @@ impl Wake {
                     let mut t = t.clone();
                     t.state = TargetState::Down;
                     t.sent = 0;
+                    t.failed = 0;
                     targets.push(t);
                 }
             }
@@ -389,6 +395,7 @@ impl Wake {
                             mac_from: mac.map(|_| MacFrom::Neighbours),
                             state: TargetState::Down,
                             sent: 0,
+                            failed: 0,
                         });
                         changes.push(Change::Added {
                             name: address.to_string(),
@@ -441,6 +448,15 @@ impl Wake {
             self.next_step = None;
             return;
         }
+        if self.down().next().is_none() {
+            // Nobody to wake (no client but this machine, no host): the
+            // outage is over as power comes back.
+            self.outage = None;
+            self.mains_since = None;
+            self.first_step = None;
+            self.next_step = None;
+            return;
+        }
         let since = *self.mains_since.get_or_insert(now);
         if self.next_step.is_none() {
             self.next_step = Some(match self.first_step {
@@ -484,7 +500,7 @@ impl Wake {
                 });
                 continue;
             };
-            if give_up && t.sent > 0 {
+            if give_up && t.sent + t.failed > 0 {
                 t.state = TargetState::GaveUp;
                 changes.push(Change::GaveUp {
                     name: t.name.clone(),
@@ -539,10 +555,13 @@ impl Wake {
                         });
                     }
                 }
-                JobResult::Failed(error) => changes.push(Change::SendFailed {
-                    name: t.name.clone(),
-                    error: error.clone(),
-                }),
+                JobResult::Failed(error) => {
+                    t.failed += 1;
+                    changes.push(Change::SendFailed {
+                        name: t.name.clone(),
+                        error: error.clone(),
+                    });
+                }
             }
         }
         self.finish(&mut changes);
@@ -578,7 +597,7 @@ impl Wake {
             let since = if i <= now {
                 since.checked_sub(now - i)?
             } else {
-                since + (i - now)
+                since.checked_add(i - now)?
             };
             Some(BootTime {
                 boot_id,
@@ -605,14 +624,13 @@ impl Wake {
             if saved <= since {
                 now.checked_sub(since - saved)
             } else {
-                Some(now + (saved - since))
+                now.checked_add(saved - since)
             }
         };
-        let same_boot = record
-            .mains_since
-            .as_ref()
-            .or(record.next_step.as_ref())
-            .is_some_and(|b| at.since_boot_in(Some(&b.boot_id)).is_some());
+        let same_boot = [&record.mains_since, &record.first_step, &record.next_step]
+            .into_iter()
+            .flatten()
+            .any(|b| at.since_boot_in(Some(&b.boot_id)).is_some());
         let mut wake = Wake::new(settings);
         wake.targets = record.targets;
         wake.drill = record.outage.as_ref().is_some_and(|o| o.drill);
@@ -639,6 +657,11 @@ impl Wake {
             TargetState::Up { after_ms: Some(ms) } => {
                 format!("up after {}", fmt_secs(ms.div_ceil(1000)))
             }
+            TargetState::GaveUp if t.failed > 0 => format!(
+                "gave up after {} packet(s), {} that could not be sent",
+                t.sent + t.failed,
+                t.failed
+            ),
             TargetState::GaveUp => format!("gave up after {} packet(s)", t.sent),
             TargetState::NoMac => "no MAC known".into(),
         }

@@ -255,6 +255,7 @@ impl<P: Probe> Daemon<P> {
         let settings = power_settings(&config);
         let store = StateStore::new(&config.state_directory);
         let moment = clock.moment();
+        let instant = clock.now();
         let now = moment.wall;
         let mut saves: Vec<Saved> = vec![];
         let mut records: Vec<Option<WakeRecord>> = vec![];
@@ -321,7 +322,7 @@ impl<P: Probe> Daemon<P> {
         let sentinels = Sentinels::new(&config.sentinels);
         let events = Outlets::start(&config);
         let wake = match record {
-            Some(record) => Wake::restore(wake_settings(&config), record, clock.now(), &moment),
+            Some(record) => Wake::restore(wake_settings(&config), record, instant, &moment),
             None => Wake::new(wake_settings(&config)),
         };
         let mut daemon = Daemon {
@@ -368,15 +369,8 @@ impl<P: Probe> Daemon<P> {
             );
             daemon.wake.serial += 1;
         }
-        if let Some(n) = daemon
-            .wake
-            .wake
-            .targets()
-            .len()
-            .checked_sub(0)
-            .filter(|n| *n > 0)
-            && daemon.wake.wake.outage().is_some()
-        {
+        let n = daemon.wake.wake.targets().len();
+        if n > 0 && daemon.wake.wake.outage().is_some() {
             logging::info(&format!(
                 "wake restored: {n} machine(s) of the last outage to wake once power is back"
             ));

@@ -132,6 +132,8 @@ impl<P: Probe> Daemon<P> {
     /// The status went on battery: an outage starts, with the clients
     /// logged in now.
     pub(super) fn begin_outage(&mut self, drill: bool) {
+        // A step of the last wake still under way is not this outage's.
+        self.wake.stop();
         let hosts = hosts(&self.config);
         self.wake
             .wake
@@ -181,9 +183,9 @@ impl<P: Probe> Daemon<P> {
             && self.drill.is_none()
             && !self.model.drill()
             && self.model.lost_for(now).is_none();
-        let before = self.wake.wake.due();
+        let before = (self.wake.wake.due(), self.wake.wake.outage().is_some());
         self.wake.wake.power(now, on_battery, mains);
-        if self.wake.wake.due() != before {
+        if (self.wake.wake.due(), self.wake.wake.outage().is_some()) != before {
             self.wake.dirty = true;
         }
     }
@@ -310,6 +312,23 @@ impl<P: Probe> Daemon<P> {
         reply: oneshot::Sender<Response>,
     ) {
         let as_mac = target.parse::<Mac>().ok();
+        if let Some(t) = self
+            .wake
+            .wake
+            .targets()
+            .iter()
+            .find(|t| t.name == target && t.mac.is_none())
+        {
+            let _ = reply.send(Response::error(
+                ErrorKind::Failed,
+                format!(
+                    "no MAC is known for {} (not in the IPv4 neighbour table while it was \
+                     connected): add it as a [[wake.host]] with its MAC",
+                    t.name
+                ),
+            ));
+            return;
+        }
         let found = self
             .wake
             .wake
@@ -384,7 +403,6 @@ impl<P: Probe> Daemon<P> {
                 ));
             }
             self.end_drill(&format!("stopped by {by}"));
-            self.publish();
             return Ok("drill stopped: OL".into());
         }
         let refuse = |m: String| Err(Response::error(ErrorKind::Failed, m));
@@ -446,7 +464,6 @@ impl<P: Probe> Daemon<P> {
         if let Some(t) = self.model.start_drill(now) {
             self.on_transition(t);
         }
-        self.publish();
         Ok(message)
     }
 

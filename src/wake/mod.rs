@@ -22,13 +22,16 @@ pub const PORT: u16 = 9;
 /// `timeout`) and those that answer are up; every other job gets a magic
 /// packet. The sending runs on the blocking pool.
 pub async fn run(jobs: Vec<Job>, timeout: Duration) -> Vec<(String, JobResult)> {
-    let mut results = Vec::with_capacity(jobs.len());
-    let pinged: Vec<&Job> = jobs.iter().filter(|j| j.ping_first.is_some()).collect();
-    let mut answered = vec![false; jobs.len()];
-    if !pinged.is_empty()
-        && let Ok(mut prober) = Prober::open()
-    {
-        let targets: Vec<Target> = jobs
+    let (pinged, at_once): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|j| j.ping_first.is_some());
+    // The packets that need no ping first go at once, not after the pings.
+    let mut results = send_all(at_once).await;
+    if pinged.is_empty() {
+        return results;
+    }
+    let mut answered = vec![false; pinged.len()];
+    if let Ok(mut prober) = Prober::open() {
+        let targets: Vec<Target> = pinged
             .iter()
             .map(|j| match j.ping_first {
                 Some(a) => Ok((a, 0)),
@@ -36,18 +39,28 @@ pub async fn run(jobs: Vec<Job>, timeout: Duration) -> Vec<(String, JobResult)> 
             })
             .collect();
         let outcomes = prober.ping_all(&targets, timeout).await;
-        for (i, outcome) in outcomes.iter().enumerate() {
-            answered[i] = jobs[i].ping_first.is_some() && matches!(outcome, Outcome::Answered(_));
+        for (up, outcome) in answered.iter_mut().zip(&outcomes) {
+            *up = matches!(outcome, Outcome::Answered(_));
         }
     }
     let mut to_send = vec![];
-    for (job, up) in jobs.into_iter().zip(answered) {
+    for (job, up) in pinged.into_iter().zip(answered) {
         if up {
             results.push((job.name, JobResult::Answered));
         } else {
             to_send.push(job);
         }
     }
+    results.extend(send_all(to_send).await);
+    results
+}
+
+/// A magic packet for each job, from the blocking pool.
+async fn send_all(to_send: Vec<Job>) -> Vec<(String, JobResult)> {
+    if to_send.is_empty() {
+        return vec![];
+    }
+    let mut results = vec![];
     let sent = tokio::task::spawn_blocking(move || {
         to_send
             .into_iter()

@@ -348,7 +348,7 @@ status_text=$(e2e_exec systemctl show fakeups -p StatusText --value)
 wake_status=$(in_ct fakeupsctl status | sed -n '/^Wake:/,$p')
 # It powers on: logs in again, and is up.
 nas_login || fail "the NAS cannot log in again"
-wait_journal 20 "^wake: $gw is up again" -o cat || fail "the NAS was not seen up again"
+wait_journal 20 "^wake: ${gw//./\\.} is up again" -o cat || fail "the NAS was not seen up again"
 wait_journal 20 "^wake: giving up on nas" -o cat -p warning || fail "no WARNING giving up on the configured host"
 sent_nas=$(packets "$nas_mac")
 [[ $sent_nas == 3 ]] || fail "the configured host got $sent_nas packets, not 3 (at 0, 2 and 4 s of a 5 s give-up): $(cat "$wake_log")"

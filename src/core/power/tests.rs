@@ -292,3 +292,19 @@ fn a_drill_goes_on_battery_at_once_ignores_the_sentinels_and_ends_on_mains() {
     assert!(!m.drill());
     assert_eq!(m.end_drill(t0 + to_low + Duration::from_secs(6)), None);
 }
+
+#[test]
+fn a_real_outage_during_a_drill_gives_ob_as_soon_as_the_drill_ends_when_it_is_old_enough() {
+    let t0 = Instant::now();
+    let mut m = PowerModel::new(settings(Quorum::All));
+    m.start_drill(t0);
+    // The sentinels go silent 10 s into a 60 s drill.
+    assert_eq!(m.observe(t0 + 10 * S, 2, 2), None);
+    assert_eq!(m.observe(t0 + 59 * S, 2, 2), None);
+    let t = m.end_drill(t0 + 60 * S).expect("OL at the drill's end");
+    assert_eq!(t.to, Status::Online);
+    // Silent for 50 s already, more than on-battery-after (30 s): OB at
+    // the next round, not 30 s later.
+    let t = m.observe(t0 + 61 * S, 2, 2).expect("OB");
+    assert_eq!((t.to, t.cause), (Status::OnBattery, Cause::PowerLost));
+}

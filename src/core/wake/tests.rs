@@ -307,3 +307,79 @@ fn a_new_outage_during_a_wake_keeps_the_clients_still_down() {
     );
     assert_eq!(w.due(), None);
 }
+
+#[test]
+fn a_target_whose_packets_cannot_be_sent_is_given_up_too() {
+    let t0 = Instant::now();
+    let mut w = Wake::new(settings());
+    w.begin_outage(
+        Local::now(),
+        false,
+        &[HostSpec {
+            interface: Some("eht0".into()),
+            address: None,
+            ..nas_host()
+        }],
+    );
+    w.power(t0, false, true);
+    let mut at = t0 + 120 * S;
+    let mut steps = 0;
+    while w.due().is_some() {
+        let (jobs, _) = w.step(at, &none());
+        if let Some(job) = jobs.first() {
+            let failed = JobResult::Failed("eht0 has no connected IPv4 subnet".into());
+            w.step_done(at, &[(job.name.clone(), failed)]);
+        }
+        steps += 1;
+        at += 30 * S;
+        assert!(steps < 100, "never given up");
+    }
+    assert_eq!(w.targets()[0].state, TargetState::GaveUp);
+    assert_eq!(w.targets()[0].failed, 60);
+    assert_eq!(w.outage(), None);
+}
+
+#[test]
+fn an_outage_with_nobody_to_wake_ends_when_power_is_back() {
+    let t0 = Instant::now();
+    let mut w = Wake::new(settings());
+    w.begin_outage(Local::now(), false, &[]);
+    w.power(t0, true, false);
+    assert!(w.outage().is_some());
+    w.power(t0 + 60 * S, false, true);
+    assert_eq!(w.outage(), None);
+    assert_eq!(w.first_packet_at(), None);
+    assert_eq!(w.due(), None);
+}
+
+#[test]
+fn a_record_saved_while_waiting_for_power_again_keeps_the_give_up_clock_in_its_boot() {
+    let t0 = Instant::now();
+    let mut w = outage_then_mains(t0);
+    let (jobs, _) = w.step(t0 + 720 * S, &none());
+    w.step_done(
+        t0 + 720 * S,
+        &[(jobs[0].name.clone(), JobResult::Sent("x".into()))],
+    );
+    // A pause: not mains; only the first step's time is left to save.
+    w.power(t0 + 730 * S, false, false);
+    let at = Moment {
+        wall: Local::now(),
+        boot_id: Some("boot-a".into()),
+        since_boot: Some(10_000 * S),
+    };
+    let record = w.record(t0 + 730 * S, &at);
+    assert!(record.mains_since.is_none() && record.next_step.is_none());
+    let later = Instant::now() + 1000 * S;
+    let mut r = Wake::restore(settings(), record, later, &at);
+    assert_eq!(r.waking(), Some(1));
+    // Power back for `after`, then the step gives up at once: the first
+    // packet was 1800 s before.
+    r.power(later + 1790 * S, false, true);
+    let (jobs, changes) = r.step(later + 1910 * S, &none());
+    assert!(jobs.is_empty(), "{jobs:?}");
+    assert!(
+        matches!(changes[0], Change::GaveUp { sent: 1, .. }),
+        "{changes:?}"
+    );
+}
