@@ -201,7 +201,17 @@ fn render_wake(o: &mut String, r: &StatusReport) {
             Some(a) if a.to_string() != t.name => format!("{} ({a})", t.name),
             _ => t.name.clone(),
         };
-        let _ = writeln!(o, "  {name} [{mac}]: {}", t.description);
+        // Before the first step a target is not yet known to be down.
+        let state = match (&w.outage, w.first_packet_at) {
+            (Some(out), _) if out.on_battery && t.state == "down" => {
+                "to check once power is back".to_string()
+            }
+            (Some(_), Some(at)) if t.state == "down" && t.sent == 0 => {
+                format!("waiting until {}", clock(at))
+            }
+            _ => t.description.clone(),
+        };
+        let _ = writeln!(o, "  {name} [{mac}]: {state}");
     }
 }
 
@@ -339,6 +349,33 @@ mod tests {
             },
             drill: None,
         }
+    }
+
+    #[test]
+    fn before_the_first_packet_a_target_waits() {
+        let now = Local::now();
+        let mut r = report(now);
+        r.wake.waking = false;
+        r.wake.first_packet_at = Some(now + TimeDelta::seconds(90));
+        r.wake.targets[0].sent = 0;
+        r.wake.targets[0].description = "down".into();
+        let text = render_status(&r, now);
+        let at = clock(now + TimeDelta::seconds(90));
+        assert!(
+            text.contains(&format!(
+                "Wake:      power back: waiting until {at} for the first packet\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "  nas (192.168.1.20) [00:11:32:aa:bb:cc, from config]: waiting until {at}\n"
+            )),
+            "{text}"
+        );
+        r.wake.outage.as_mut().unwrap().on_battery = true;
+        let text = render_status(&r, now);
+        assert!(text.contains(": to check once power is back\n"), "{text}");
     }
 
     #[test]
