@@ -316,7 +316,7 @@ while True:
         print("%.3f %s" % (time.time(), ":".join("%02x" % b for b in data[6:12])), flush=True)
 PY
 listener=$!
-trap 'kill "$listener" 2>/dev/null; rm -f "$wake_log"; e2e_shutdown; e2e_binfmt_remove' EXIT
+trap 'kill "$listener" 2>/dev/null || true; rm -f "$wake_log"; e2e_shutdown; e2e_binfmt_remove' EXIT
 wait_for_output 5 yes sh -c "grep -q listening '$wake_log' && echo yes" || fail "the magic packet listener did not start"
 packets() { grep -c " $1\$" "$wake_log" || true; }
 # The NAS logs in (as upsmon does, and stays connected).
