@@ -652,7 +652,8 @@ impl Wake {
     pub fn describe(t: &Target) -> String {
         match t.state {
             TargetState::Down if t.sent > 0 => format!("sent {} time(s)", t.sent),
-            TargetState::Down => "down".into(),
+            // Its first packet is going out (after a host's ping).
+            TargetState::Down => "down, first packet going out".into(),
             TargetState::Up { after_ms: None } => "stayed up".into(),
             TargetState::Up { after_ms: Some(ms) } => {
                 format!("up after {}", fmt_secs(ms.div_ceil(1000)))

@@ -118,6 +118,10 @@ fn nothing_goes_out_before_power_is_back_for_after() {
         }]
     );
     assert_eq!(w.waking(), Some(1));
+    assert_eq!(
+        Wake::describe(&w.targets()[0]),
+        "down, first packet going out"
+    );
 }
 
 #[test]
