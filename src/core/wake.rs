@@ -144,12 +144,24 @@ pub struct HostSpec {
 impl HostSpec {
     fn target(&self) -> Target {
         Target {
-            name: self.name.clone(),
             nut_client: false,
-            address: self.address,
             interface: self.interface.clone(),
-            mac: Some(self.mac),
             mac_from: Some(MacFrom::Config),
+            ..Target::down(self.name.clone(), self.address, Some(self.mac))
+        }
+    }
+}
+
+impl Target {
+    /// A target not yet woken; a NUT client unless said otherwise.
+    fn down(name: String, address: Option<IpAddr>, mac: Option<Mac>) -> Target {
+        Target {
+            name,
+            nut_client: true,
+            address,
+            interface: None,
+            mac,
+            mac_from: mac.map(|_| MacFrom::Neighbours),
             state: TargetState::Down,
             sent: 0,
             failed: 0,
@@ -386,17 +398,8 @@ impl Wake {
                         }
                     }
                     None => {
-                        self.targets.push(Target {
-                            name: address.to_string(),
-                            nut_client: true,
-                            address: Some(address),
-                            interface: None,
-                            mac,
-                            mac_from: mac.map(|_| MacFrom::Neighbours),
-                            state: TargetState::Down,
-                            sent: 0,
-                            failed: 0,
-                        });
+                        self.targets
+                            .push(Target::down(address.to_string(), Some(address), mac));
                         changes.push(Change::Added {
                             name: address.to_string(),
                             mac,

@@ -21,13 +21,7 @@ impl<P: Probe> Daemon<P> {
         status: &'static str,
     ) {
         let p = self.model.published();
-        let drill = match kind {
-            EventKind::DrillStarted | EventKind::DrillEnded => true,
-            EventKind::WakeSent | EventKind::Woken | EventKind::WakeGaveUp => {
-                self.wake.wake.drill()
-            }
-            _ => self.drill.is_some(),
-        };
+        let drill = self.is_drill(kind);
         self.events.emit(Event {
             kind,
             status,
@@ -38,6 +32,18 @@ impl<P: Probe> Daemon<P> {
             time: self.clock.wall(),
             drill,
         });
+    }
+
+    /// Whether `kind`, now, belongs to a drill: the drill's own events,
+    /// the transitions while one runs, the wake after one.
+    fn is_drill(&self, kind: EventKind) -> bool {
+        match kind {
+            EventKind::DrillStarted | EventKind::DrillEnded => true,
+            EventKind::WakeSent | EventKind::Woken | EventKind::WakeGaveUp => {
+                self.wake.wake.drill()
+            }
+            _ => self.drill.is_some(),
+        }
     }
 
     /// Logs a transition's line (with FAKEUPS_EVENT, so that Sentry takes it
@@ -60,13 +66,7 @@ impl<P: Probe> Daemon<P> {
         } else {
             message.to_string()
         };
-        let drill = match kind {
-            EventKind::DrillStarted | EventKind::DrillEnded => true,
-            EventKind::WakeSent | EventKind::Woken | EventKind::WakeGaveUp => {
-                self.wake.wake.drill()
-            }
-            _ => self.drill.is_some(),
-        };
+        let drill = self.is_drill(kind);
         logging::event(
             level,
             &message,

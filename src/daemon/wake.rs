@@ -194,14 +194,9 @@ impl<P: Probe> Daemon<P> {
     /// started beside the loop.
     pub(super) fn start_wake_step(&mut self) {
         let now = self.clock.now();
+        // The clients the view parsed (this machine's own are never targets).
         let logged_in: HashSet<IpAddr> = match &self.nut.last {
-            Some(snap) if snap.error.is_none() => snap
-                .ups
-                .iter()
-                .flat_map(|u| &u.clients)
-                .filter_map(|c| c.parse::<IpAddr>().ok())
-                .map(|a| a.to_canonical())
-                .collect(),
+            Some(snap) if snap.error.is_none() => snap.foreign.iter().map(|(a, _)| *a).collect(),
             _ => HashSet::new(),
         };
         let (jobs, changes) = self.wake.wake.step(now, &logged_in);
